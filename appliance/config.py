@@ -1,0 +1,180 @@
+"""The appliance configuration: one TOML file, strictly validated.
+
+Unknown keys are errors, numbers carry bounds, and every error names the file,
+the dotted key and the reason (Klipper's habit: an option nobody reads is an error).
+Each section is a pydantic model; a later subsystem adds its own section here.
+"""
+from __future__ import annotations
+
+import hashlib
+import tomllib
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from .errors import ConfigError
+
+
+class Section(BaseModel):
+    """Base of every config section: unknown keys rejected, no type coercion."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class UnitConfig(Section):
+    """Identity of this van unit and where it keeps its state."""
+
+    id: str = Field("van-dev-01", pattern=r"^[a-z0-9][a-z0-9-]{1,62}$")
+    data_dir: str = "var/appliance"
+
+
+class CaptureConfig(Section):
+    """Which camera backend to use and how to read it."""
+
+    backend: Literal["replay", "opencv", "picamera2"] = "replay"
+    source: str = ""
+    fps: float = Field(0.0, ge=0.0, le=120.0, description="0 replays as fast as possible")
+    loop: bool = False
+    camera_id: str = Field("cam0", pattern=r"^[A-Za-z0-9_-]{1,32}$")
+
+
+class InferenceConfig(Section):
+    """Which inference runtime runs the models, and where the weights are."""
+
+    backend: Literal["auto", "litert", "onnx", "hailo"] = "auto"
+    models_dir: str = "models/cache"
+    threads: int = Field(2, ge=1, le=16)
+
+
+class DetectConfig(Section):
+    """Face detector settings."""
+
+    model: Literal["blazeface-full", "blazeface-short"] = "blazeface-full"
+    score_threshold: float = Field(0.6, ge=0.05, le=0.99)
+    nms_iou: float = Field(0.3, ge=0.05, le=0.95)
+    tile_size: int = Field(384, ge=128, le=1920, description="frame tile edge in pixels")
+    tile_overlap: float = Field(0.25, ge=0.0, le=0.5)
+    whole_frame: bool = True
+
+
+class QualityConfig(Section):
+    """Quality gate: faces failing any check are counted and dropped."""
+
+    min_face_px: int = Field(24, ge=8, le=512)
+    min_sharpness: float = Field(15.0, ge=0.0, le=5000.0)
+    min_brightness: float = Field(40.0, ge=0.0, le=255.0)
+    max_brightness: float = Field(225.0, ge=0.0, le=255.0)
+    max_yaw: float = Field(0.6, ge=0.0, le=1.0, description="nose offset / eye distance")
+
+    @model_validator(mode="after")
+    def _brightness_order(self) -> "QualityConfig":
+        if self.min_brightness >= self.max_brightness:
+            raise ValueError("min_brightness must be below max_brightness")
+        return self
+
+
+class MatchConfig(Section):
+    """Matching and the alert decision."""
+
+    threshold: float = Field(0.55, ge=-1.0, le=1.0)
+    threshold_floor: float = Field(0.45, ge=-1.0, le=1.0)
+    hits_needed: int = Field(2, ge=1, le=50, description="N of the last M good frames")
+    window: int = Field(5, ge=1, le=100, description="M, the last good frames considered")
+
+    @model_validator(mode="after")
+    def _check(self) -> "MatchConfig":
+        if self.threshold < self.threshold_floor:
+            raise ValueError(
+                f"threshold {self.threshold} is below the model's floor {self.threshold_floor}; "
+                "the floor comes from the accuracy card (G7) and cannot be undercut")
+        if self.hits_needed > self.window:
+            raise ValueError("hits_needed must not exceed window")
+        return self
+
+
+class TrackConfig(Section):
+    """Tracker settings."""
+
+    iou_min: float = Field(0.2, ge=0.0, le=1.0)
+    max_missed_frames: int = Field(15, ge=1, le=1000)
+
+
+class RunnerConfig(Section):
+    """Pipeline threads and queues."""
+
+    queue_size: int = Field(2, ge=1, le=64)
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+
+class DemoWatchlistConfig(Section):
+    """Plain in-memory enrolment (demo only, until a signed bundle is loaded)."""
+
+    enrol: dict[str, str] = Field(default_factory=dict, description="subject ref -> image path")
+
+
+class Config(Section):
+    """The whole appliance configuration."""
+
+    unit: UnitConfig = UnitConfig()
+    capture: CaptureConfig = CaptureConfig()
+    inference: InferenceConfig = InferenceConfig()
+    detect: DetectConfig = DetectConfig()
+    quality: QualityConfig = QualityConfig()
+    match: MatchConfig = MatchConfig()
+    track: TrackConfig = TrackConfig()
+    runner: RunnerConfig = RunnerConfig()
+    demo_watchlist: DemoWatchlistConfig = DemoWatchlistConfig()
+
+    source_path: str | None = Field(None, exclude=True)
+
+
+def _format_errors(path: Path, exc: ValidationError) -> str:
+    lines = [f"{path}: {len(exc.errors())} invalid setting(s)"]
+    for err in exc.errors():
+        key = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        reason = err["msg"]
+        if err["type"] == "extra_forbidden":
+            reason = "unknown key (check the spelling against deploy/appliance.example.toml)"
+        lines.append(f"  {path}: key '{key}': {reason}")
+    return "\n".join(lines)
+
+
+def parse_config(data: dict, path: Path) -> Config:
+    """Validate an already-parsed TOML mapping; raise ConfigError naming file, key and reason."""
+    try:
+        cfg = Config.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_format_errors(path, exc),
+                          fix=f"edit {path} and run `appliance validate-config {path}`") from None
+    return cfg.model_copy(update={"source_path": str(path)})
+
+
+def load_config(path: str | Path) -> Config:
+    """Read and validate the TOML config at ``path``."""
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read config: {exc.strerror}",
+                          fix="pass an existing file, e.g. deploy/appliance.example.toml") from None
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}",
+                          fix="fix the TOML syntax at the position given") from None
+    return parse_config(data, path)
+
+
+def config_hash(path: str | Path) -> str:
+    """SHA-256 of the config file bytes, recorded in the audit log at start."""
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def resolve(value: str) -> Path:
+    """Resolve a path from the config: absolute as given, relative to the working directory.
+
+    On a unit the installed config uses absolute paths (/var/lib/appliance ...);
+    relative paths serve the demo and development, run from the repository root.
+    """
+    return Path(value).expanduser().resolve()

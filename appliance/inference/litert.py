@@ -1,0 +1,64 @@
+"""LiteRT (ai-edge-litert, the renamed TensorFlow Lite runtime); tflite_runtime as fallback."""
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import ModelError
+from ..modelstore import DEFAULT_MODELS_DIR, model_path
+
+KEY = "litert"
+
+
+def _interpreter_class():
+    try:
+        from ai_edge_litert.interpreter import Interpreter  # noqa: PLC0415
+    except ImportError:
+        from tflite_runtime.interpreter import Interpreter  # noqa: PLC0415
+    return Interpreter
+
+
+def probe() -> str | None:
+    """None when LiteRT (or tflite_runtime) imports, else why not."""
+    try:
+        _interpreter_class()
+    except ImportError as exc:
+        return f"neither ai_edge_litert nor tflite_runtime imports ({exc})"
+    return None
+
+
+class LiteRTModel:
+    """A TFLite graph in a LiteRT interpreter; one call at a time (the interpreter is not reentrant)."""
+
+    backend = KEY
+
+    def __init__(self, path: Path, threads: int) -> None:
+        try:
+            self._it = _interpreter_class()(model_path=str(path), num_threads=threads)
+            self._it.allocate_tensors()
+        except (ValueError, RuntimeError) as exc:
+            raise ModelError(f"LiteRT cannot load {path}: {exc}",
+                             fix="run `make models` to fetch intact weights") from None
+        self._input = self._it.get_input_details()[0]
+        self._outputs = [d["index"] for d in self._it.get_output_details()]
+        self.input_shape = tuple(int(v) for v in self._input["shape"])
+        self._lock = threading.Lock()
+
+    def run(self, x: np.ndarray) -> list[np.ndarray]:
+        """Run one batch; returns copies of the output tensors."""
+        with self._lock:
+            self._it.set_tensor(self._input["index"], np.ascontiguousarray(x, dtype=np.float32))
+            self._it.invoke()
+            return [self._it.get_tensor(i).copy() for i in self._outputs]
+
+
+def open_model_file(path: Path, threads: int = 1) -> LiteRTModel:
+    """Load a .tflite file without manifest checks (build tooling and tests)."""
+    return LiteRTModel(Path(path), threads)
+
+
+def open_model(name: str, models_dir: Path = DEFAULT_MODELS_DIR, threads: int = 1) -> LiteRTModel:
+    """Load the pinned, hash-checked TFLite model ``name``."""
+    return LiteRTModel(model_path(name, models_dir), threads)

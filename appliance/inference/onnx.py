@@ -1,0 +1,60 @@
+"""ONNX Runtime on the CPU, running the tflite2onnx conversions of the pinned models."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import ModelError
+from ..modelstore import DEFAULT_MODELS_DIR, model_path
+
+KEY = "onnx"
+
+
+def probe() -> str | None:
+    """None when onnxruntime imports with a CPU provider, else why not."""
+    try:
+        import onnxruntime  # noqa: PLC0415
+    except ImportError as exc:
+        return f"onnxruntime does not import ({exc})"
+    if "CPUExecutionProvider" not in onnxruntime.get_available_providers():
+        return "onnxruntime has no CPUExecutionProvider"
+    return None
+
+
+class OnnxModel:
+    """An ONNX graph whose input is NCHW; callers pass NHWC like every backend."""
+
+    backend = KEY
+
+    def __init__(self, path: Path, threads: int) -> None:
+        import onnxruntime as ort  # noqa: PLC0415
+
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = threads
+        opts.inter_op_num_threads = 1
+        opts.log_severity_level = 3
+        try:
+            self._session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+        except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own untyped errors
+            raise ModelError(f"ONNX Runtime cannot load {path}: {exc}",
+                             fix="run `make models` to rebuild the ONNX files") from None
+        inp = self._session.get_inputs()[0]
+        self._input_name = inp.name
+        n, c, h, w = inp.shape
+        self.input_shape = (int(n), int(h), int(w), int(c))
+
+    def run(self, x: np.ndarray) -> list[np.ndarray]:
+        """Run one NHWC batch (transposed to NCHW for the graph)."""
+        nchw = np.ascontiguousarray(np.asarray(x, dtype=np.float32).transpose(0, 3, 1, 2))
+        return self._session.run(None, {self._input_name: nchw})
+
+
+def open_model_file(path: Path, threads: int = 1) -> OnnxModel:
+    """Load an .onnx file without manifest checks (build tooling and tests)."""
+    return OnnxModel(Path(path), threads)
+
+
+def open_model(name: str, models_dir: Path = DEFAULT_MODELS_DIR, threads: int = 1) -> OnnxModel:
+    """Load the hash-checked ONNX conversion of model ``name``."""
+    return OnnxModel(model_path(f"{name}-onnx", models_dir), threads)

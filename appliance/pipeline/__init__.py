@@ -1,0 +1,1 @@
+"""Pipeline stages after the face engine: track, match, decide, and the runner."""

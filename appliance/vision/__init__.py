@@ -1,0 +1,1 @@
+"""Vision stages: detect, quality gate, align, embed."""
