@@ -51,11 +51,18 @@ class DetectConfig(Section):
     """Face detector settings."""
 
     model: Literal["blazeface-full", "blazeface-short"] = "blazeface-full"
-    score_threshold: float = Field(0.6, ge=0.05, le=0.99)
+    score_threshold: float = Field(0.5, ge=0.05, le=0.99)
     nms_iou: float = Field(0.3, ge=0.05, le=0.95)
-    tile_size: int = Field(384, ge=128, le=1920, description="frame tile edge in pixels")
+    tile_sizes: list[int] = Field([384, 768], max_length=4,
+                                  description="edges of the square tiles covering the frame, px")
     tile_overlap: float = Field(0.25, ge=0.0, le=0.5)
     whole_frame: bool = True
+
+    @model_validator(mode="after")
+    def _tiles(self) -> "DetectConfig":
+        if any(not 64 <= t <= 4096 for t in self.tile_sizes):
+            raise ValueError("every tile size must be between 64 and 4096 px")
+        return self
 
 
 class QualityConfig(Section):
@@ -113,6 +120,32 @@ class DemoWatchlistConfig(Section):
     enrol: dict[str, str] = Field(default_factory=dict, description="subject ref -> image path")
 
 
+class MqttConfig(Section):
+    """MQTT to the van broker: TLS client certificate, durable outbox, heartbeat (docs/mqtt.md)."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(8884, ge=1, le=65535, description="the broker's loopback TLS listener")
+    ca_file: str = "/etc/appliance/mqtt/ca.crt"
+    cert_file: str = "/etc/appliance/mqtt/unit.crt"
+    key_file: str = "/etc/appliance/mqtt/unit.key"
+    client_id: str = Field("", pattern=r"^[A-Za-z0-9_-]{0,64}$", description="empty: lfr-<unit id>")
+    keepalive_s: int = Field(15, ge=5, le=600)
+    reconnect_min_s: float = Field(0.5, ge=0.05, le=60.0)
+    reconnect_max_s: float = Field(30.0, ge=0.1, le=600.0)
+    max_inflight: int = Field(20, ge=1, le=1000, description="alerts handed to the client unacked")
+    outbox_max_age_s: float = Field(3600.0, ge=10.0, le=30 * 86400.0,
+                                    description="older undelivered alerts are expired and audited")
+    refused_retry_s: float = Field(30.0, ge=0.1, le=3600.0, description="retry delay after a broker refusal")
+    heartbeat_interval_s: float = Field(30.0, ge=0.2, le=3600.0)
+    adjudication_max_bytes: int = Field(4096, ge=256, le=65536)
+
+    @model_validator(mode="after")
+    def _backoff_order(self) -> "MqttConfig":
+        if self.reconnect_min_s > self.reconnect_max_s:
+            raise ValueError("reconnect_min_s must not exceed reconnect_max_s")
+        return self
+
+
 class Config(Section):
     """The whole appliance configuration."""
 
@@ -125,6 +158,7 @@ class Config(Section):
     track: TrackConfig = TrackConfig()
     runner: RunnerConfig = RunnerConfig()
     demo_watchlist: DemoWatchlistConfig = DemoWatchlistConfig()
+    mqtt: MqttConfig = MqttConfig()
 
     source_path: str | None = Field(None, exclude=True)
 
