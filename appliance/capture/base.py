@@ -1,0 +1,33 @@
+"""What every capture backend yields: frames with a sequence number and a monotonic time."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Iterator, Protocol
+
+import numpy as np
+
+
+@dataclass
+class Frame:
+    """One captured frame. ``t_mono`` is time.monotonic() at capture."""
+
+    seq: int
+    t_mono: float
+    image: np.ndarray = field(repr=False)
+    camera_id: str = "cam0"
+
+
+class FrameSource(Protocol):
+    """A camera or replay; a context manager that always releases the device."""
+
+    def __enter__(self) -> "FrameSource": ...
+
+    def __exit__(self, *exc: object) -> None: ...
+
+    def frames(self) -> Iterator[Frame]:
+        """Yield frames until the source ends or ``stop()`` is called."""
+        ...
+
+    def stop(self) -> None:
+        """Ask ``frames()`` to end soon (called from another thread or a signal handler)."""
+        ...

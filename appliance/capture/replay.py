@@ -1,0 +1,109 @@
+"""Replay: a video file or a folder of images, at a set frame rate or as fast as possible.
+
+A real backend: the demo, the golden tests and the benchmarks run the real
+pipeline on replayed frames.
+"""
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+from typing import Iterator
+
+import cv2
+import numpy as np
+
+from ..config import CaptureConfig, resolve
+from ..errors import CaptureError
+from .base import Frame
+
+KEY = "replay"
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
+
+
+def probe() -> str | None:
+    """Replay needs only OpenCV, which the appliance always has."""
+    return None
+
+
+def _image_paths(folder: Path) -> list[Path]:
+    paths = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    if not paths:
+        raise CaptureError(f"replay folder {folder} holds no images",
+                           fix="point [capture] source at a folder of .jpg/.png frames or a video file")
+    return paths
+
+
+def _read_image(path: Path) -> np.ndarray:
+    image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if image is None:
+        raise CaptureError(f"cannot decode replay frame {path}", fix="remove or replace the broken file")
+    return image
+
+
+class ReplaySource:
+    """Frames from a video file or an image folder, paced to ``fps`` (0: unpaced)."""
+
+    def __init__(self, source: Path, fps: float, loop: bool, camera_id: str) -> None:
+        if not source.exists():
+            raise CaptureError(f"replay source {source} does not exist",
+                               fix="set [capture] source to an existing video file or image folder")
+        self.source, self.fps, self.loop, self.camera_id = source, fps, loop, camera_id
+        self._stop = threading.Event()
+        self._video: cv2.VideoCapture | None = None
+
+    def __enter__(self) -> "ReplaySource":
+        if self.source.is_file():
+            self._video = cv2.VideoCapture(str(self.source))
+            if not self._video.isOpened():
+                raise CaptureError(f"cannot open video {self.source}",
+                                   fix="give a video OpenCV can decode (mp4/avi/mkv) or an image folder")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._video is not None:
+            self._video.release()
+
+    def stop(self) -> None:
+        """End the replay at the next frame."""
+        self._stop.set()
+
+    def _images(self) -> Iterator[np.ndarray]:
+        if self._video is None:
+            for path in _image_paths(self.source):
+                yield _read_image(path)
+            return
+        self._video.set(cv2.CAP_PROP_POS_FRAMES, 0)
+        while True:
+            ok, image = self._video.read()
+            if not ok:
+                return
+            yield image
+
+    def frames(self) -> Iterator[Frame]:
+        """Yield frames in order; with ``loop`` start again at the end."""
+        seq, start = 0, time.monotonic()
+        while not self._stop.is_set():
+            produced = 0
+            for image in self._images():
+                if self._stop.is_set():
+                    return
+                if self.fps > 0:
+                    delay = start + seq / self.fps - time.monotonic()
+                    if delay > 0 and self._stop.wait(delay):
+                        return
+                yield Frame(seq, time.monotonic(), image, self.camera_id)
+                seq += 1
+                produced += 1
+            if produced == 0:
+                raise CaptureError(f"replay source {self.source} yielded no frames",
+                                   fix="check that the video is not empty or corrupt")
+            if not self.loop:
+                return
+
+
+def open_source(cfg: CaptureConfig) -> ReplaySource:
+    """Open the replay named by [capture] source."""
+    if not cfg.source:
+        raise CaptureError("[capture] source is empty", fix="set it to a video file or an image folder")
+    return ReplaySource(resolve(cfg.source), cfg.fps, cfg.loop, cfg.camera_id)

@@ -1,0 +1,96 @@
+"""Track: one track per person passing, so that alerts are per person, not per frame.
+
+Greedy IoU association with a centre-distance fallback for fast movers; a track
+ends after ``max_missed`` frames without a detection. A track keeps only its box
+and its match history (subject index, score): never a non-matching face's
+embedding or crop.
+"""
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+from itertools import count
+
+import numpy as np
+
+
+@dataclass
+class Hit:
+    """One good (quality-passed) frame of a track: best subject and its score."""
+
+    seq: int
+    subject: int
+    score: float
+
+
+@dataclass
+class Track:
+    """A person passing the camera."""
+
+    track_id: int
+    box: np.ndarray
+    last_seq: int
+    hits: deque = field(default_factory=deque)
+    alerted: set[int] = field(default_factory=set)
+    frames: int = 0
+
+
+def iou(a: np.ndarray, b: np.ndarray) -> float:
+    """Intersection over union of two xyxy boxes."""
+    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = ix * iy
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union > 0 else 0.0
+
+
+def _affinity(track: Track, box: np.ndarray) -> float:
+    overlap = iou(track.box, box)
+    if overlap > 0:
+        return overlap
+    size = max(track.box[2] - track.box[0], box[2] - box[0])
+    dist = np.linalg.norm((track.box[:2] + track.box[2:]) / 2 - (box[:2] + box[2:]) / 2)
+    return 0.0 if dist > size else 1e-3 * (1 - dist / size)
+
+
+class Tracker:
+    """Keeps the live tracks of one camera."""
+
+    def __init__(self, iou_min: float, max_missed: int, window: int) -> None:
+        self.iou_min = iou_min
+        self.max_missed = max_missed
+        self.window = window
+        self.tracks: dict[int, Track] = {}
+        self._ids = count(1)
+
+    def update(self, seq: int, boxes: list[np.ndarray]) -> list[Track]:
+        """Assign each box to a track (new or existing); return the tracks in box order."""
+        pairs = sorted(((_affinity(t, b), tid, i) for tid, t in self.tracks.items()
+                        for i, b in enumerate(boxes)), reverse=True)
+        assigned: dict[int, Track] = {}
+        used: set[int] = set()
+        for score, tid, i in pairs:
+            if i in assigned or tid in used or not self._acceptable(score):
+                continue
+            assigned[i] = self.tracks[tid]
+            used.add(tid)
+        for i, box in enumerate(boxes):
+            track = assigned.get(i) or self._new(box, seq)
+            track.box, track.last_seq = np.asarray(box, np.float32), seq
+            track.frames += 1
+            assigned[i] = track
+        self._expire(seq)
+        return [assigned[i] for i in range(len(boxes))]
+
+    def _acceptable(self, affinity: float) -> bool:
+        # IoU at or above the minimum, or a non-overlapping near neighbour (affinity < 1e-3)
+        return affinity >= self.iou_min or 0 < affinity < 1e-3
+
+    def _new(self, box: np.ndarray, seq: int) -> Track:
+        track = Track(next(self._ids), np.asarray(box, np.float32), seq, deque(maxlen=self.window))
+        self.tracks[track.track_id] = track
+        return track
+
+    def _expire(self, seq: int) -> None:
+        for tid in [tid for tid, t in self.tracks.items() if seq - t.last_seq > self.max_missed]:
+            del self.tracks[tid]
