@@ -58,6 +58,12 @@ class CompactRange:
         nodes.append(node)
         self.size += 1
 
+    def copy(self) -> "CompactRange":
+        """An independent copy (to compute a root before the leaf is committed)."""
+        other = CompactRange()
+        other.size, other._nodes = self.size, list(self._nodes)
+        return other
+
     def root(self) -> bytes:
         """Root hash of the tree over every leaf appended so far."""
         if not self._nodes:

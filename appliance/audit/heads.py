@@ -1,0 +1,146 @@
+"""Signed tree heads: the unit's Ed25519 signature over (log, size, root, time, previous head).
+
+Standard library plus ``cryptography`` only: the offline verifier imports this.
+
+A head's body is canonical JSON::
+
+    {"head_no": k, "log": <log id>, "prev": <SHA-256 hex of head k-1's body, "" for k = 0>,
+     "reason": "entries" | "interval" | "shutdown" | "export" | "created",
+     "root": <base64 Merkle root>, "time": <UTC ISO 8601>, "tree_size": n,
+     "unit": <unit id>, "v": 1}
+
+The signature covers ``SIGNING_CONTEXT + body`` so a head can never be confused
+with another signed object of the unit (an alert, a status message).
+"""
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+from dataclasses import dataclass
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+from .events import canonical
+
+SIGNING_CONTEXT = b"lfr-audit-tree-head/v1\n"
+HEAD_VERSION = 1
+HEAD_KEYS = frozenset({"v", "log", "unit", "head_no", "tree_size", "root", "time", "prev", "reason"})
+
+
+class HeadError(ValueError):
+    """A tree head is malformed or its signature does not verify."""
+
+
+def public_raw(key: Ed25519PublicKey) -> bytes:
+    """The raw 32 bytes of an Ed25519 public key."""
+    return key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+
+
+def log_id(key: Ed25519PublicKey) -> str:
+    """The log's identity: first 16 bytes (hex) of SHA-256 over the unit's raw public key."""
+    return hashlib.sha256(public_raw(key)).hexdigest()[:32]
+
+
+def fingerprint(key: Ed25519PublicKey) -> str:
+    """Short fingerprint shown to people (same form as the key store's)."""
+    digest = hashlib.sha256(public_raw(key)).hexdigest()
+    return ":".join(digest[i:i + 4] for i in range(0, 32, 4))
+
+
+def load_public_key(text: str) -> Ed25519PublicKey:
+    """An Ed25519 public key from PEM text, base64 of the raw 32 bytes, or 64 hex digits."""
+    text = text.strip()
+    try:
+        if text.startswith("-----BEGIN"):
+            key = serialization.load_pem_public_key(text.encode())
+            if not isinstance(key, Ed25519PublicKey):
+                raise HeadError("the PEM key is not an Ed25519 public key")
+            return key
+        raw = bytes.fromhex(text) if len(text) == 64 else base64.b64decode(text, validate=True)
+        return Ed25519PublicKey.from_public_bytes(raw)
+    except ValueError as exc:
+        raise HeadError(f"not an Ed25519 public key (PEM, base64 or hex): {exc}") from None
+
+
+@dataclass(frozen=True)
+class TreeHead:
+    """A signed tree head as stored and exported: the exact body bytes and the signature."""
+
+    body: bytes
+    signature: bytes
+
+    @property
+    def fields(self) -> dict:
+        """The parsed body."""
+        return json.loads(self.body)
+
+    def digest(self) -> str:
+        """SHA-256 hex of the body: what the next head's ``prev`` names."""
+        return hashlib.sha256(self.body).hexdigest()
+
+    def to_json(self) -> dict:
+        """Export form: {"body": <canonical JSON text>, "signature": <base64>}."""
+        return {"body": self.body.decode("utf-8"), "signature": base64.b64encode(self.signature).decode()}
+
+    @classmethod
+    def from_json(cls, obj: object) -> "TreeHead":
+        """Parse the export form; raise HeadError when it is not one."""
+        if not isinstance(obj, dict) or set(obj) != {"body", "signature"}:
+            raise HeadError("a tree head must be {\"body\": ..., \"signature\": ...}")
+        try:
+            head = cls(obj["body"].encode("utf-8"), base64.b64decode(obj["signature"], validate=True))
+        except (AttributeError, ValueError) as exc:
+            raise HeadError(f"malformed tree head: {exc}") from None
+        check_fields(head)
+        return head
+
+
+def check_fields(head: TreeHead) -> dict:
+    """Parse and check the body's fields; raise HeadError naming what is wrong."""
+    try:
+        fields = json.loads(head.body)
+    except ValueError as exc:
+        raise HeadError(f"head body is not JSON: {exc}") from None
+    if not isinstance(fields, dict) or set(fields) != HEAD_KEYS:
+        raise HeadError("head body does not have the tree head fields")
+    if fields["v"] != HEAD_VERSION:
+        raise HeadError(f"head version {fields['v']!r} unsupported")
+    for name in ("head_no", "tree_size"):
+        if not isinstance(fields[name], int) or isinstance(fields[name], bool) or fields[name] < 0:
+            raise HeadError(f"head field {name} must be a non-negative integer")
+    if len(root_of(fields)) != 32:
+        raise HeadError("head root is not 32 bytes")
+    return fields
+
+
+def root_of(fields: dict) -> bytes:
+    """The Merkle root bytes named by a head body."""
+    try:
+        return base64.b64decode(fields["root"], validate=True)
+    except (ValueError, TypeError):
+        raise HeadError("head root is not base64") from None
+
+
+def sign_head(key: Ed25519PrivateKey, *, unit: str, head_no: int, tree_size: int, root: bytes,
+              time: str, prev: str, reason: str) -> TreeHead:
+    """Build and sign a tree head with the unit key."""
+    body = canonical({"v": HEAD_VERSION, "log": log_id(key.public_key()), "unit": unit,
+                      "head_no": head_no, "tree_size": tree_size,
+                      "root": base64.b64encode(root).decode(), "time": time, "prev": prev,
+                      "reason": reason})
+    return TreeHead(body, key.sign(SIGNING_CONTEXT + body))
+
+
+def verify_head(head: TreeHead, key: Ed25519PublicKey) -> dict:
+    """Return the head's fields if its signature verifies with ``key``; raise HeadError otherwise."""
+    fields = check_fields(head)
+    try:
+        key.verify(head.signature, SIGNING_CONTEXT + head.body)
+    except InvalidSignature:
+        raise HeadError(f"signature does not verify with unit key {fingerprint(key)}") from None
+    if fields["log"] != log_id(key):
+        raise HeadError(f"head names log {fields['log']}, not this unit's log {log_id(key)}")
+    return fields
