@@ -1,0 +1,157 @@
+"""Durable alert outbox in SQLite: nothing that must not be lost lives only in memory.
+
+An alert is committed here (after its audit entry) before it is published. Its row,
+which holds the signed payload with the two JPEGs, is deleted only when the broker
+acknowledges it (PUBACK with a success reason code). A row older than the maximum age
+is expired: the audit callback is called first, then the row is marked expired in
+``mqtt_alert_log`` and its images are deleted, so an alert is never dropped silently.
+``mqtt_alert_log`` keeps every issued alert id (no images) so adjudications can be
+checked against it.
+"""
+from __future__ import annotations
+
+import sqlite3
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from ..errors import PublishError
+
+SCHEMA_SQL = """
+CREATE TABLE IF NOT EXISTS mqtt_outbox (
+    alert_id     TEXT PRIMARY KEY,
+    topic        TEXT NOT NULL,
+    payload      BLOB NOT NULL,
+    created      REAL NOT NULL,
+    attempts     INTEGER NOT NULL DEFAULT 0,
+    next_attempt REAL NOT NULL DEFAULT 0,
+    last_error   TEXT
+);
+CREATE TABLE IF NOT EXISTS mqtt_alert_log (
+    alert_id TEXT PRIMARY KEY,
+    created  REAL NOT NULL,
+    state    TEXT NOT NULL CHECK (state IN ('pending', 'delivered', 'expired')),
+    settled  REAL
+);
+"""
+
+ExpiredCallback = Callable[["OutboxRow"], None]
+
+
+@dataclass(frozen=True)
+class OutboxRow:
+    """One pending alert: its id, topic, signed payload bytes, creation time and attempts."""
+
+    alert_id: str
+    topic: str
+    payload: bytes
+    created: float
+    attempts: int
+
+
+class Outbox:
+    """The alert outbox tables in the unit's SQLite database (WAL, synchronous=FULL)."""
+
+    def __init__(self, db_path: str | Path) -> None:
+        self.db_path = Path(db_path)
+        self._lock = threading.Lock()
+        try:
+            self.db_path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(self.db_path, isolation_level=None, check_same_thread=False,
+                                       timeout=10.0)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")
+            self._db.executescript(SCHEMA_SQL)
+        except sqlite3.Error as exc:
+            raise PublishError(f"cannot open the alert outbox {self.db_path}: {exc}",
+                               fix="check that the data_dir is writable and the disk is not full") from None
+
+    def _write(self, sql_params: list[tuple[str, tuple]]) -> int:
+        """Run statements in one IMMEDIATE transaction; return the first statement's rowcount."""
+        with self._lock:
+            try:
+                self._db.execute("BEGIN IMMEDIATE")
+                counts = [self._db.execute(sql, params).rowcount for sql, params in sql_params]
+                self._db.execute("COMMIT")
+            except sqlite3.Error as exc:
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
+                raise PublishError(f"alert outbox write failed: {exc}",
+                                   fix="check the disk; alerts are kept until this is fixed") from None
+        return counts[0]
+
+    def _read(self, sql: str, params: tuple = ()) -> list[tuple]:
+        with self._lock:
+            return self._db.execute(sql, params).fetchall()
+
+    def add(self, alert_id: str, topic: str, payload: bytes, created: float) -> bool:
+        """Commit one signed alert; return False (and change nothing) if the id was already issued."""
+        added = self._write([
+            ("INSERT OR IGNORE INTO mqtt_alert_log (alert_id, created, state) VALUES (?, ?, 'pending')",
+             (alert_id, created)),
+            ("INSERT INTO mqtt_outbox (alert_id, topic, payload, created) SELECT ?, ?, ?, ? "
+             "WHERE changes() = 1", (alert_id, topic, payload, created)),
+        ])
+        return added == 1
+
+    def due(self, now: float, limit: int, exclude: set[str]) -> list[OutboxRow]:
+        """Oldest pending rows whose retry time has come, skipping ids in ``exclude`` (in flight)."""
+        rows = self._read("SELECT alert_id, topic, payload, created, attempts FROM mqtt_outbox "
+                          "WHERE next_attempt <= ? ORDER BY created LIMIT ?", (now, limit + len(exclude)))
+        return [OutboxRow(*r) for r in rows if r[0] not in exclude][:limit]
+
+    def attempted(self, alert_id: str) -> None:
+        """Count one hand-over of the alert to the MQTT client."""
+        self._write([("UPDATE mqtt_outbox SET attempts = attempts + 1 WHERE alert_id = ?", (alert_id,))])
+
+    def delivered(self, alert_id: str, now: float) -> bool:
+        """The broker acknowledged the alert: delete its row (and images); False if none was pending."""
+        return self._write([
+            ("DELETE FROM mqtt_outbox WHERE alert_id = ?", (alert_id,)),
+            ("UPDATE mqtt_alert_log SET state = 'delivered', settled = ? WHERE alert_id = ? "
+             "AND state = 'pending'", (now, alert_id)),
+        ]) == 1
+
+    def refused(self, alert_id: str, error: str, retry_at: float) -> None:
+        """The broker refused the alert (e.g. not authorised): keep it, retry no sooner than retry_at."""
+        self._write([("UPDATE mqtt_outbox SET last_error = ?, next_attempt = ? WHERE alert_id = ?",
+                      (error[:500], retry_at, alert_id))])
+
+    def expire(self, now: float, max_age: float, exclude: set[str], on_expired: ExpiredCallback) -> list[str]:
+        """Expire rows older than max_age (not in flight): audit via on_expired first, then mark.
+
+        If on_expired raises, the row stays pending and the error propagates: an alert is
+        never expired without its audit entry.
+        """
+        rows = self._read("SELECT alert_id, topic, payload, created, attempts FROM mqtt_outbox "
+                          "WHERE created < ? ORDER BY created", (now - max_age,))
+        expired = []
+        for row in (OutboxRow(*r) for r in rows if r[0] not in exclude):
+            on_expired(row)
+            self._write([
+                ("DELETE FROM mqtt_outbox WHERE alert_id = ?", (row.alert_id,)),
+                ("UPDATE mqtt_alert_log SET state = 'expired', settled = ? WHERE alert_id = ?",
+                 (now, row.alert_id)),
+            ])
+            expired.append(row.alert_id)
+        return expired
+
+    def pending_count(self) -> int:
+        """Number of alerts not yet acknowledged by the broker."""
+        return self._read("SELECT COUNT(*) FROM mqtt_outbox")[0][0]
+
+    def state(self, alert_id: str) -> str | None:
+        """'pending', 'delivered' or 'expired' for an alert id this unit issued; None otherwise."""
+        rows = self._read("SELECT state FROM mqtt_alert_log WHERE alert_id = ?", (alert_id,))
+        return rows[0][0] if rows else None
+
+    def counts(self) -> dict[str, int]:
+        """Alert ids by state, for status output and tests."""
+        rows = self._read("SELECT state, COUNT(*) FROM mqtt_alert_log GROUP BY state")
+        return {"pending": 0, "delivered": 0, "expired": 0, **dict(rows)}
+
+    def close(self) -> None:
+        """Close the database connection."""
+        with self._lock:
+            self._db.close()

@@ -1,0 +1,111 @@
+"""JSON Schemas (draft 2020-12) of every MQTT payload under lfr/v1/<unit>/.
+
+These dicts are the source of truth; docs/schemas/*.json are written from them
+(`appliance mqtt schemas --out docs/schemas`) and a test fails when the two differ,
+so the tablet and console teams always read what the unit enforces.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+SCHEMA_BASE = "https://lfr-appliance.invalid/schemas/v1/"
+UUID = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
+TIME = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?Z$"
+UNIT = r"^[a-z0-9][a-z0-9-]{1,62}$"
+JPEG_B64 = r"^/9j/[A-Za-z0-9+/]*={0,2}$"
+JPEG_B64_OR_EMPTY = r"^(/9j/[A-Za-z0-9+/]*={0,2})?$"
+SIG_B64 = r"^[A-Za-z0-9+/]{86}==$"
+KEY_ID = r"^[0-9a-f]{4}(:[0-9a-f]{4}){7}$"
+MAX_JPEG_B64 = 262144
+OFFICER = r"^[A-Za-z0-9._-]{1,64}$"
+
+
+def _text(max_len: int, min_len: int = 1) -> dict:
+    return {"type": "string", "minLength": min_len, "maxLength": max_len}
+
+
+def _envelope(kind: str, title: str, props: dict) -> dict:
+    """A signed, versioned unit payload: schema tag, unit, time, key id, signature."""
+    common = {
+        "schema": {"const": f"lfr/v1/{kind}", "description": "payload type and version"},
+        "unit": {"type": "string", "pattern": UNIT, "description": "unit id (same as in the topic)"},
+        "time": {"type": "string", "pattern": TIME, "description": "UTC, RFC 3339, Z suffix"},
+        "key_id": {"type": "string", "pattern": KEY_ID,
+                   "description": "fingerprint of the unit's Ed25519 key: first 16 bytes of "
+                                  "SHA-256(raw public key), hex in groups of 4"},
+        "sig": {"type": "string", "pattern": SIG_B64,
+                "description": "base64 Ed25519 signature over the RFC 8785 canonical JSON of "
+                               "this object without 'sig' (see docs/mqtt.md)"},
+    }
+    properties = {**common, **props}
+    return {"$schema": "https://json-schema.org/draft/2020-12/schema",
+            "$id": f"{SCHEMA_BASE}{kind}.json", "title": title, "type": "object",
+            "additionalProperties": False, "required": sorted(properties), "properties": properties}
+
+
+ALERT = _envelope("alert", "Alert: a watchlist match decided on one track", {
+    "alert_id": {"type": "string", "pattern": UUID, "description": "UUID; re-sends keep it, consumers de-duplicate"},
+    "camera": {"type": "string", "pattern": r"^[A-Za-z0-9_-]{1,32}$"},
+    "deployment_id": _text(64),
+    "subject_ref": _text(128),
+    "category": _text(64),
+    "reference_jpeg": {"type": "string", "pattern": JPEG_B64_OR_EMPTY, "maxLength": MAX_JPEG_B64,
+                       "description": "watchlist reference thumbnail, JPEG, base64; empty only when "
+                                      "the watchlist entry has none"},
+    "face_jpeg": {"type": "string", "pattern": JPEG_B64, "maxLength": MAX_JPEG_B64,
+                  "description": "the matched face crop only, JPEG, base64"},
+    "score": {"type": "number", "minimum": -1, "maximum": 1},
+    "threshold": {"type": "number", "minimum": -1, "maximum": 1},
+    "model_id": _text(128),
+    "track_id": {"type": "integer", "minimum": 0},
+    "quality": {"type": "object", "maxProperties": 16,
+                "propertyNames": {"pattern": r"^[a-z_]{1,32}$"},
+                "additionalProperties": {"type": "number"},
+                "description": "quality measures of the matched face (size_px, sharpness, ...)"},
+})
+
+STATUS = _envelope("status", "Status: retained; the broker publishes the last will (offline)", {
+    "state": {"enum": ["online", "offline", "degraded"]},
+    "reason": _text(200, 0),
+})
+
+HEARTBEAT = _envelope("heartbeat", "Heartbeat: liveness and outbox depth", {
+    "seq": {"type": "integer", "minimum": 0},
+    "uptime_s": {"type": "number", "minimum": 0},
+    "outbox_pending": {"type": "integer", "minimum": 0},
+})
+
+ADJUDICATION = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "$id": f"{SCHEMA_BASE}adjudication.json",
+    "title": "Adjudication: an officer's decision on one alert (tablet or console -> unit)",
+    "type": "object", "additionalProperties": False,
+    "required": ["schema", "adjudication_id", "alert_id", "unit", "decision", "officer_ids", "time"],
+    "properties": {
+        "schema": {"const": "lfr/v1/adjudication"},
+        "adjudication_id": {"type": "string", "pattern": UUID},
+        "alert_id": {"type": "string", "pattern": UUID},
+        "unit": {"type": "string", "pattern": UNIT},
+        "decision": {"enum": ["confirm", "reject", "unable"]},
+        "officer_ids": {"type": "array", "minItems": 1, "maxItems": 2, "uniqueItems": True,
+                        "items": {"type": "string", "pattern": OFFICER},
+                        "description": "one officer, or two for a two-person confirmation (AI Act Art 14(5))"},
+        "time": {"type": "string", "pattern": TIME},
+        "note": _text(500, 0),
+    },
+}
+
+SCHEMAS: dict[str, dict] = {"alert": ALERT, "status": STATUS, "heartbeat": HEARTBEAT,
+                            "adjudication": ADJUDICATION}
+
+
+def write_schema_files(out_dir: Path) -> list[Path]:
+    """Write docs/schemas/<kind>.json from SCHEMAS; return the paths written."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for kind, schema in SCHEMAS.items():
+        path = out_dir / f"{kind}.json"
+        path.write_text(json.dumps(schema, indent=2, sort_keys=True) + "\n")
+        paths.append(path)
+    return paths
