@@ -17,6 +17,7 @@ from .errors import EXIT_CODES, ApplianceError
 COMMAND_MODULES = [
     "appliance.commands.core",
     "appliance.commands.bench",
+    "appliance.commands.vision",
     "appliance.commands.eval",
 ]
 

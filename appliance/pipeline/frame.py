@@ -1,0 +1,87 @@
+"""Per-frame processing: engine -> track -> match -> decide, with privacy by construction.
+
+Everything about a face that does not match lives in local variables of
+:meth:`FrameProcessor.process` and is gone when it returns; only counters,
+track boxes and "no subject" marks survive the frame.
+"""
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from typing import Callable
+
+import cv2
+import numpy as np
+
+from ..capture.base import Frame
+from ..config import Config
+from ..errors import WatchlistError
+from ..vision.engine import Face, FaceEngine, thumbnail
+from .alert import Alert
+from .decide import decide, record
+from .match import Watchlist
+from .track import Tracker
+
+log = logging.getLogger(__name__)
+
+WatchlistProvider = Callable[[], "Watchlist | None"]
+
+
+class FrameProcessor:
+    """Turns frames into alerts against whatever watchlist the provider currently gives."""
+
+    def __init__(self, cfg: Config, engine: FaceEngine, watchlist: WatchlistProvider) -> None:
+        self.cfg = cfg
+        self.engine = engine
+        self.watchlist = watchlist
+        self.tracker = Tracker(cfg.track.iou_min, cfg.track.max_missed_frames, cfg.match.window)
+        self.counters: Counter[str] = Counter()
+        self.deployment_id = ""
+
+    def process(self, frame: Frame) -> list[Alert]:
+        """Process one frame; return the alerts it completes."""
+        faces = self.engine.faces(frame.image)
+        tracks = self.tracker.update(frame.seq, [f.det.box for f in faces])
+        watchlist = self.watchlist()
+        self.counters["frames"] += 1
+        self.counters["faces_seen"] += len(faces)
+        alerts = []
+        good = [(f, t) for f, t in zip(faces, tracks) if f.reject is None]
+        for face in faces:
+            if face.reject:
+                self.counters[f"quality_reject_{face.reject}"] += 1
+        if watchlist is None or len(watchlist) == 0:
+            self.counters["faces_unmatched_no_watchlist"] += len(good)
+            return []
+        if watchlist.model_id != self.engine.model_id:
+            raise WatchlistError(
+                f"watchlist was built for model {watchlist.model_id}, this unit runs {self.engine.model_id}",
+                fix="rebuild the watchlist bundle with the unit's model")
+        if good:
+            best, scores = watchlist.top1(np.stack([f.embedding for f, _ in good]))
+            for (face, track), idx, score in zip(good, best, scores):
+                alert = self._update_track(frame, face, track, watchlist, int(idx), float(score))
+                if alert:
+                    alerts.append(alert)
+        return alerts
+
+    def _update_track(self, frame: Frame, face: Face, track, watchlist: Watchlist,
+                      idx: int, score: float) -> Alert | None:
+        threshold = self.cfg.match.threshold
+        record(track, frame.seq, idx, score, threshold)
+        if score < threshold:
+            self.counters["non_matches_discarded"] += 1
+            return None
+        self.counters["matches"] += 1
+        hit = decide(track, self.cfg.match.hits_needed)
+        if hit is None:
+            return None
+        entry = watchlist.entries[idx] if idx < len(watchlist.entries) else {}
+        self.counters["alerts"] += 1
+        return Alert(unit=self.cfg.unit.id, camera=frame.camera_id,
+                     deployment_id=watchlist.deployment_id, subject_ref=watchlist.subject_refs[idx],
+                     category=str(entry.get("category", "")), score=hit.score, threshold=threshold,
+                     model_id=watchlist.model_id, track_id=track.track_id, frame_seq=frame.seq,
+                     quality=face.quality, capture_t_mono=frame.t_mono,
+                     face_jpeg=thumbnail(frame.image, face.det, 112),
+                     reference_jpeg=bytes(entry.get("thumbnail", b"")))

@@ -1,0 +1,170 @@
+"""The runner: a capture thread and a processing thread joined by a latest-frame-wins queue.
+
+Under overload the newest frame wins and every dropped frame is counted (a
+live camera or a paced replay); an unpaced replay (fps = 0, "as fast as
+possible") waits instead, so every frame of the file is processed. SIGINT
+and SIGTERM stop capture, drain the processing thread and return the final
+counters. Alerts go to the alert sinks in order; the first sink is the audit
+log once it exists, so an alert leaves only after its audit entry is committed.
+If a sink raises AuditError the runner stops matching (fail closed).
+
+Hooks for other subsystems:
+- ``alert_sinks``: callables taking an :class:`Alert`, called in order;
+- ``events``: a callable ``(event_type, payload)`` for service, counter and fault events;
+- ``watchlist``: a callable returning the current Watchlist or None (no matching).
+"""
+from __future__ import annotations
+
+import logging
+import queue
+import signal
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Callable
+
+from ..capture.base import Frame, FrameSource
+from ..errors import ApplianceError, AuditError
+from .alert import Alert
+from .frame import FrameProcessor
+
+log = logging.getLogger(__name__)
+
+AlertSink = Callable[[Alert], None]
+EventSink = Callable[[str, dict], None]
+
+
+class LatestFrameQueue:
+    """A bounded queue where a put on a full queue drops the oldest frame (counted)."""
+
+    def __init__(self, maxsize: int) -> None:
+        self._q: queue.Queue = queue.Queue(maxsize)
+        self.dropped = 0
+
+    def put(self, item: object, block: bool = False) -> None:
+        """Enqueue; if full, drop the oldest item (or wait, with ``block``, for an unpaced replay)."""
+        if block:
+            self._q.put(item)
+            return
+        while True:
+            try:
+                self._q.put_nowait(item)
+                return
+            except queue.Full:
+                try:
+                    self._q.get_nowait()
+                    self.dropped += 1
+                except queue.Empty:
+                    pass
+
+    def get(self, timeout: float) -> object:
+        """Dequeue; raises queue.Empty after ``timeout`` seconds."""
+        return self._q.get(timeout=timeout)
+
+
+_END = object()
+
+
+@dataclass
+class RunResult:
+    """What a run did: counters and any error that stopped it."""
+
+    counters: Counter = field(default_factory=Counter)
+    alerts: list[Alert] = field(default_factory=list)
+    error: ApplianceError | None = None
+    latencies_ms: list[float] = field(default_factory=list)
+
+
+class Runner:
+    """Runs a frame source through a FrameProcessor until the source ends or a signal arrives."""
+
+    def __init__(self, processor: FrameProcessor, source: FrameSource, queue_size: int,
+                 alert_sinks: list[AlertSink] | None = None, events: EventSink | None = None,
+                 counters_every_s: float = 60.0) -> None:
+        self.processor = processor
+        self.source = source
+        self.frames = LatestFrameQueue(queue_size)
+        self.alert_sinks = alert_sinks or []
+        self.events = events or (lambda kind, payload: None)
+        self.counters_every_s = counters_every_s
+        self.stop_event = threading.Event()
+        self.result = RunResult()
+
+    def stop(self, *_: object) -> None:
+        """Stop capture and processing (safe from a signal handler)."""
+        self.stop_event.set()
+        self.source.stop()
+
+    def run(self, install_signals: bool = True) -> RunResult:
+        """Run to completion and return the result."""
+        if install_signals and threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGINT, self.stop)
+            signal.signal(signal.SIGTERM, self.stop)
+        with self.source:
+            capture = threading.Thread(target=self._capture, name="capture", daemon=True)
+            capture.start()
+            self._process()
+            self.stop()
+            capture.join(timeout=5)
+        self._finish()
+        return self.result
+
+    def _capture(self) -> None:
+        try:
+            block = not getattr(self.source, "live", True)
+            for frame in self.source.frames():
+                self.frames.put(frame, block=block)
+                if self.stop_event.is_set():
+                    break
+        except ApplianceError as exc:
+            self.result.error = self.result.error or exc
+            self.events("fault", {"kind": "capture", "message": exc.message})
+        finally:
+            self.frames.put(_END, block=True)
+
+    def _process(self) -> None:
+        last_counters = time.monotonic()
+        while True:
+            try:
+                item = self.frames.get(timeout=0.5)
+            except queue.Empty:
+                if self.stop_event.is_set():
+                    return
+                continue
+            if item is _END or self.result.error:
+                return
+            self._handle(item)
+            if time.monotonic() - last_counters >= self.counters_every_s:
+                self.events("counters", self.counters())
+                last_counters = time.monotonic()
+
+    def _handle(self, frame: Frame) -> None:
+        try:
+            alerts = self.processor.process(frame)
+            for alert in alerts:
+                self._emit(alert)
+        except AuditError as exc:
+            # fail closed: no audit entry, no alert, no more matching
+            self.result.error = exc
+            self.stop()
+        except ApplianceError as exc:
+            self.result.error = exc
+            self.events("fault", {"kind": type(exc).__name__, "message": exc.message})
+            self.stop()
+
+    def _emit(self, alert: Alert) -> None:
+        for sink in self.alert_sinks:
+            sink(alert)
+        self.result.alerts.append(alert)
+        self.result.latencies_ms.append((time.monotonic() - alert.capture_t_mono) * 1000)
+
+    def counters(self) -> dict:
+        """Current counters, including frames dropped by the queue."""
+        data = dict(self.processor.counters)
+        data["frames_dropped"] = self.frames.dropped
+        return data
+
+    def _finish(self) -> None:
+        self.result.counters = Counter(self.counters())
+        self.events("counters", self.counters())
