@@ -19,6 +19,7 @@ COMMAND_MODULES = [
     "appliance.commands.bench",
     "appliance.commands.vision",
     "appliance.commands.eval",
+    "appliance.commands.mqtt",
 ]
 
 
