@@ -41,7 +41,12 @@ class FrameProcessor:
     def process(self, frame: Frame) -> list[Alert]:
         """Process one frame; return the alerts it completes."""
         faces = self.engine.faces(frame.image)
-        tracks = self.tracker.update(frame.seq, [f.det.box for f in faces])
+        with self.engine.times.stage("track"):
+            tracks = self.tracker.update(frame.seq, [f.det.box for f in faces])
+        with self.engine.times.stage("match_decide"):
+            return self._match(frame, faces, tracks)
+
+    def _match(self, frame: Frame, faces: list[Face], tracks: list) -> list[Alert]:
         watchlist = self.watchlist()
         self.counters["frames"] += 1
         self.counters["faces_seen"] += len(faces)

@@ -16,6 +16,7 @@ from .. import inference
 from ..config import Config, resolve
 from ..errors import ApplianceError, InputError
 from ..modelstore import load_manifest
+from ..timing import StageTimes
 from .align import align
 from .detect import Detection, FaceDetector
 from .embed import Embedder
@@ -84,6 +85,7 @@ class FaceEngine:
         self.detector = detector
         self.embedder = embedder
         self.gate = gate
+        self.times = StageTimes()
 
     @classmethod
     def from_config(cls, cfg: Config) -> "FaceEngine":
@@ -106,12 +108,16 @@ class FaceEngine:
     def faces(self, frame: np.ndarray) -> list[Face]:
         """Detect, gate, align and embed every face in a frame (rejected faces get no embedding)."""
         frame = as_bgr(frame)
+        with self.times.stage("detect"):
+            dets = self.detector.detect(frame)
         faces = []
-        for det in self.detector.detect(frame):
-            aligned = align(frame, det.keypoints)
-            reason, quality = self.gate.check(det, aligned)
-            faces.append(Face(det, quality, reason, aligned if reason is None else None))
-        self.embed_faces([f for f in faces if f.reject is None])
+        with self.times.stage("align_quality"):
+            for det in dets:
+                aligned = align(frame, det.keypoints)
+                reason, quality = self.gate.check(det, aligned)
+                faces.append(Face(det, quality, reason, aligned if reason is None else None))
+        with self.times.stage("embed"):
+            self.embed_faces([f for f in faces if f.reject is None])
         return faces
 
     def embed_faces(self, faces: list[Face]) -> None:

@@ -1,0 +1,41 @@
+"""Per-stage timings: a bounded window of recent durations per stage (for status and bench)."""
+from __future__ import annotations
+
+import time
+from collections import defaultdict, deque
+from contextlib import contextmanager
+from typing import Iterator
+
+import numpy as np
+
+WINDOW = 10_000
+
+
+class StageTimes:
+    """Recent durations in ms per stage name."""
+
+    def __init__(self) -> None:
+        self.samples: dict[str, deque] = defaultdict(lambda: deque(maxlen=WINDOW))
+
+    @contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        """Time the enclosed block as one sample of stage ``name``."""
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.samples[name].append((time.perf_counter() - start) * 1000)
+
+    def summary(self) -> dict[str, dict[str, float]]:
+        """p50/p99/mean ms and count per stage."""
+        out = {}
+        for name, values in self.samples.items():
+            arr = np.asarray(values)
+            out[name] = {"p50_ms": round(float(np.percentile(arr, 50)), 2),
+                         "p99_ms": round(float(np.percentile(arr, 99)), 2),
+                         "mean_ms": round(float(arr.mean()), 2), "n": int(arr.size)}
+        return out
+
+    def clear(self) -> None:
+        """Forget all samples."""
+        self.samples.clear()
