@@ -146,6 +146,16 @@ class MqttConfig(Section):
         return self
 
 
+class WatchlistConfig(Section):
+    """Signed, encrypted watchlist bundles and the deployment lifecycle (docs/watchlist.md)."""
+
+    trusted_authorities: list[str] = Field(default_factory=list, max_length=16,
+                                           description="authority public keys, ed25519:<base64>")
+    max_bundle_bytes: int = Field(256 * 1024 * 1024, ge=1024 * 1024, le=2 * 1024 ** 3)
+    keystore: Literal["file"] = "file"
+    poll_seconds: float = Field(1.0, ge=0.1, le=60.0, description="how often the runner re-reads the record")
+
+
 class Config(Section):
     """The whole appliance configuration."""
 
@@ -159,6 +169,7 @@ class Config(Section):
     runner: RunnerConfig = RunnerConfig()
     demo_watchlist: DemoWatchlistConfig = DemoWatchlistConfig()
     mqtt: MqttConfig = MqttConfig()
+    watchlist: WatchlistConfig = WatchlistConfig()
 
     source_path: str | None = Field(None, exclude=True)
 

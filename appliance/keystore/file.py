@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import stat
 from pathlib import Path
 
@@ -15,6 +16,8 @@ from ..errors import KeyStoreError
 KEY = "file"
 SIGNING_FILE = "unit-ed25519.pem"
 AGE_FILE = "unit-age.key"
+DEPLOYMENT_DIR = "deployments"
+_DEPLOYMENT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,80}$")
 
 
 def fingerprint(public_raw: bytes) -> str:
@@ -87,6 +90,52 @@ class FileKeyStore:
     def signing_public_raw(self) -> bytes:
         """Raw 32-byte Ed25519 public key."""
         return self.verify_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+
+    def _deployment_path(self, name: str) -> Path:
+        if not _DEPLOYMENT_NAME.match(name):
+            raise KeyStoreError(f"'{name}' is not a valid deployment key name", fix="use the deployment id")
+        return self.root / DEPLOYMENT_DIR / f"{name}.key"
+
+    def create_deployment_identity(self, name: str) -> str:
+        """Create a fresh age identity for one deployment (0600); return its recipient.
+
+        The unit keeps its copy of a deployment's watchlist encrypted to this
+        identity only; destroying it at the end of the deployment makes any copy
+        left on the flash unreadable (crypto-shredding).
+        """
+        path = self._deployment_path(name)
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        os.chmod(path.parent, 0o700)
+        identity = pyrage.x25519.Identity.generate()
+        try:
+            _write_secret(path, (str(identity) + "\n").encode())
+        except FileExistsError:
+            raise KeyStoreError(f"a key for deployment {name} already exists",
+                                fix="end that deployment first (`appliance deployment end`)") from None
+        return str(identity.to_public())
+
+    def deployment_identity(self, name: str) -> str:
+        """The age identity string of one deployment."""
+        return self._read(f"{DEPLOYMENT_DIR}/{self._deployment_path(name).name}").decode().strip()
+
+    def destroy_deployment_identity(self, name: str) -> bool:
+        """Overwrite and delete one deployment's key; False when it was already gone."""
+        path = self._deployment_path(name)
+        try:
+            fd = os.open(path, os.O_WRONLY)
+        except FileNotFoundError:
+            return False
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(b"\x00" * max(path.stat().st_size, 128))
+            fh.flush()
+            os.fsync(fh.fileno())
+        path.unlink()
+        return True
+
+    def deployment_names(self) -> list[str]:
+        """Names of the deployment keys present (for the purge sweep and status)."""
+        folder = self.root / DEPLOYMENT_DIR
+        return sorted(p.stem for p in folder.glob("*.key")) if folder.is_dir() else []
 
 
 def open_store(root: Path) -> FileKeyStore:

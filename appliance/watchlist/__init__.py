@@ -1,0 +1,12 @@
+"""Watchlists: signed, encrypted, bespoke to one deployment, and gone when it ends.
+
+- ``manifest``: the signed manifest (canonical JSON);
+- ``container``: the bundle file format and its size bound;
+- ``payload``: entries, embeddings and thumbnails, serialised without pickle;
+- ``crypto``: age encryption (pyrage) and the Ed25519 manifest signature;
+- ``seal`` and ``build``: the back office side (enrol, encrypt, sign);
+- ``verify``: the unit side checks, then decryption into memory only;
+- ``records`` and ``deployment``: the deployment lifecycle, expiry and purge.
+
+The format and the lifecycle are documented in docs/watchlist.md.
+"""

@@ -1,0 +1,89 @@
+"""The bundle file: one self-describing container.
+
+Layout (all integers big-endian)::
+
+    offset  size  field
+    0       8     magic  b"LFRWLB\\x00\\x01"  (container version 1)
+    8       4     M = manifest length in bytes (1 .. 65536)
+    12      M     manifest, canonical JSON (see manifest.py)
+    12+M    64    Ed25519 signature by the authority over
+                  b"lfr-watchlist-manifest/1\\x00" + manifest
+    76+M    rest  age ciphertext (binary age v1 file) of the payload
+
+The manifest binds the ciphertext (``ciphertext_sha256``) and the plaintext
+(``payload_sha256``), so neither can be swapped without breaking the signature.
+The whole file is bounded by ``[watchlist] max_bundle_bytes`` (checked from the
+file size before anything is read).
+"""
+from __future__ import annotations
+
+import hashlib
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import WatchlistError
+from .manifest import MAX_MANIFEST_BYTES, Manifest, parse_manifest
+
+MAGIC = b"LFRWLB\x00\x01"
+SIGNATURE_BYTES = 64
+HEADER = struct.Struct(">I")
+SUFFIX = ".lfrwl"
+_FIX = "copy the bundle again from the back office; if it still fails, ask for a rebuilt bundle"
+
+
+@dataclass(frozen=True)
+class Bundle:
+    """A parsed (not yet verified, not decrypted) bundle."""
+
+    manifest: Manifest
+    manifest_bytes: bytes
+    signature: bytes
+    ciphertext: bytes
+    sha256: str
+    size: int
+
+
+def pack(manifest_bytes: bytes, signature: bytes, ciphertext: bytes) -> bytes:
+    """Assemble the container bytes."""
+    if len(signature) != SIGNATURE_BYTES:
+        raise WatchlistError("an Ed25519 signature is 64 bytes", fix="sign with an Ed25519 authority key")
+    return MAGIC + HEADER.pack(len(manifest_bytes)) + manifest_bytes + signature + ciphertext
+
+
+def unpack(data: bytes) -> Bundle:
+    """Split container bytes into manifest, signature and ciphertext; no crypto yet."""
+    if data[:len(MAGIC)] != MAGIC:
+        raise WatchlistError("not a watchlist bundle (wrong magic bytes: garbage or another file type)",
+                             fix=_FIX)
+    start = len(MAGIC) + HEADER.size
+    if len(data) < start:
+        raise WatchlistError("bundle is truncated (no manifest length)", fix=_FIX)
+    (length,) = HEADER.unpack_from(data, len(MAGIC))
+    if not 1 <= length <= MAX_MANIFEST_BYTES:
+        raise WatchlistError(f"bundle manifest length {length} is out of bounds", fix=_FIX)
+    if len(data) < start + length + SIGNATURE_BYTES + 1:
+        raise WatchlistError(f"bundle is truncated ({len(data)} bytes; the manifest and signature "
+                             "alone need more)", fix=_FIX)
+    manifest_bytes = data[start:start + length]
+    signature = data[start + length:start + length + SIGNATURE_BYTES]
+    ciphertext = data[start + length + SIGNATURE_BYTES:]
+    return Bundle(parse_manifest(manifest_bytes), manifest_bytes, signature, ciphertext,
+                  hashlib.sha256(data).hexdigest(), len(data))
+
+
+def read_bundle(path: Path, max_bytes: int) -> Bundle:
+    """Read and unpack a bundle file, refusing one over ``max_bytes`` before reading it."""
+    path = Path(path)
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError:
+        raise WatchlistError(f"no bundle at {path}", fix="pass the path of a .lfrwl file") from None
+    if size > max_bytes:
+        raise WatchlistError(f"bundle {path.name} is {size} bytes, over the bound of {max_bytes} bytes",
+                             fix="split the watchlist, or raise [watchlist] max_bundle_bytes "
+                                 "if the operation really needs it")
+    data = path.read_bytes()
+    if len(data) > max_bytes:
+        raise WatchlistError(f"bundle {path.name} grew past {max_bytes} bytes while being read", fix=_FIX)
+    return unpack(data)

@@ -1,0 +1,128 @@
+"""The signed manifest of a watchlist bundle: canonical JSON, strictly parsed.
+
+The manifest is readable without decryption (``appliance watchlist inspect``);
+it carries no entry and no biometric, only what the unit must check before it
+decrypts: who approved which operation, when, for which model and which unit.
+"""
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import asdict, dataclass, fields
+from datetime import datetime, timezone
+
+from ..errors import WatchlistError
+
+FORMAT = "lfr-watchlist/1"
+MAX_MANIFEST_BYTES = 64 * 1024
+_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+_OFFICER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@/+-]{0,63}$")
+_HEX64 = re.compile(r"^[0-9a-f]{64}$")
+_TIME = "%Y-%m-%dT%H:%M:%SZ"
+_FIX = "ask the back office for a fresh bundle built with `appliance watchlist build`"
+
+
+def format_time(moment: datetime) -> str:
+    """UTC timestamp in the manifest's one accepted form, e.g. 2026-11-28T08:00:00Z."""
+    return moment.astimezone(timezone.utc).strftime(_TIME)
+
+
+def parse_time(text: str, what: str = "time") -> datetime:
+    """Parse ``YYYY-MM-DDTHH:MM:SSZ`` (UTC) into an aware datetime."""
+    try:
+        return datetime.strptime(text, _TIME).replace(tzinfo=timezone.utc)
+    except (TypeError, ValueError):
+        raise WatchlistError(f"{what} '{text}' is not a UTC time like 2026-11-28T08:00:00Z",
+                             fix="write times in UTC as YYYY-MM-DDTHH:MM:SSZ") from None
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """What the authority signs. Field order is irrelevant: the JSON is canonical."""
+
+    deployment_id: str
+    bundle_version: int
+    authorising_officer: str
+    not_before: str
+    not_after: str
+    model_id: str
+    embedding_dim: int
+    entry_count: int
+    payload_sha256: str
+    ciphertext_sha256: str
+    ciphertext_bytes: int
+    recipient_fingerprint: str
+    authority_key: str
+    created: str
+    format: str = FORMAT
+
+    def to_bytes(self) -> bytes:
+        """Canonical JSON: sorted keys, no spaces, UTF-8."""
+        return canonical_json(asdict(self))
+
+    def window(self) -> tuple[datetime, datetime]:
+        """(not_before, not_after) as aware datetimes."""
+        return parse_time(self.not_before, "not_before"), parse_time(self.not_after, "not_after")
+
+    def summary(self) -> dict:
+        """The manifest as a plain dict (for inspect, status and audit events)."""
+        return asdict(self)
+
+
+def canonical_json(value: dict) -> bytes:
+    """The one byte form that is signed and hashed."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+def _refuse(reason: str) -> WatchlistError:
+    return WatchlistError(f"manifest refused: {reason}", fix=_FIX)
+
+
+def _check_types(data: dict) -> None:
+    for f in fields(Manifest):
+        want = int if f.type in ("int", int) else str
+        value = data[f.name]
+        if type(value) is not want:
+            raise _refuse(f"'{f.name}' must be {want.__name__}")
+
+
+def _check_values(m: Manifest) -> None:
+    if m.format != FORMAT:
+        raise _refuse(f"format '{m.format}' is not {FORMAT}; this firmware reads only {FORMAT}")
+    if not _ID.match(m.deployment_id):
+        raise _refuse("deployment_id must be 1-64 letters, digits, '.', '_' or '-'")
+    if not _OFFICER.match(m.authorising_officer) or not _OFFICER.match(m.model_id):
+        raise _refuse("authorising_officer and model_id must be identifiers (1-64 of A-Z a-z 0-9 . _ : @ / + -),"
+                      " e.g. an officer's collar number 'PS-4521'")
+    for name in ("payload_sha256", "ciphertext_sha256", "recipient_fingerprint", "authority_key"):
+        if not _HEX64.match(getattr(m, name)):
+            raise _refuse(f"'{name}' must be 64 lowercase hex digits")
+    if m.bundle_version < 1 or m.entry_count < 0 or m.ciphertext_bytes < 1 or not 1 <= m.embedding_dim <= 4096:
+        raise _refuse("bundle_version >= 1, entry_count >= 0, ciphertext_bytes >= 1 and "
+                      "1 <= embedding_dim <= 4096 are required")
+    start, end = m.window()
+    parse_time(m.created, "created")
+    if end <= start:
+        raise _refuse(f"not_after {m.not_after} is not after not_before {m.not_before}")
+
+
+def parse_manifest(raw: bytes) -> Manifest:
+    """Parse and validate manifest bytes: canonical JSON with exactly the known keys."""
+    if len(raw) > MAX_MANIFEST_BYTES:
+        raise _refuse(f"manifest is {len(raw)} bytes, over {MAX_MANIFEST_BYTES}")
+    try:
+        data = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise _refuse("manifest is not UTF-8 JSON (altered or not a bundle)") from None
+    if not isinstance(data, dict):
+        raise _refuse("manifest is not a JSON object")
+    known = {f.name for f in fields(Manifest)}
+    if set(data) != known:
+        extra, missing = sorted(set(data) - known), sorted(known - set(data))
+        raise _refuse(f"unknown keys {extra}, missing keys {missing}")
+    if canonical_json(data) != raw:
+        raise _refuse("manifest bytes are not canonical JSON (altered after signing)")
+    _check_types(data)
+    manifest = Manifest(**data)
+    _check_values(manifest)
+    return manifest
