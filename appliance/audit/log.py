@@ -279,13 +279,17 @@ class AuditLog:
 
     # --- closing and status ----------------------------------------------------
 
-    def close(self) -> None:
-        """Sign a final head ("shutdown") and close; the connection is closed even if signing fails."""
+    def close(self, final_head: str | None = "shutdown") -> None:
+        """Sign a final head (reason ``final_head``; None for none) and close.
+
+        The connection is closed even when signing fails (the AuditError still propagates).
+        """
         with self._lock:
             if self._closed:
                 return
             try:
-                self.sign_head("shutdown")
+                if final_head:
+                    self.sign_head(final_head)
             finally:
                 self._closed = True
                 self._conn.close()
