@@ -156,6 +156,16 @@ class WatchlistConfig(Section):
     poll_seconds: float = Field(1.0, ge=0.1, le=60.0, description="how often the runner re-reads the record")
 
 
+class AuditConfig(Section):
+    """The signed, tamper-evident audit log (docs/audit.md)."""
+
+    db: str = Field("audit.db", pattern=r"^[^\x00]{1,255}$",
+                    description="SQLite file; relative paths are under [unit] data_dir")
+    head_every_entries: int = Field(1000, ge=1, le=1_000_000, description="sign a tree head every N entries")
+    head_every_s: float = Field(60.0, ge=1.0, le=86400.0, description="... or every T seconds")
+    counters_every_s: float = Field(60.0, ge=1.0, le=3600.0, description="one counters event per period")
+
+
 class Config(Section):
     """The whole appliance configuration."""
 
@@ -170,6 +180,7 @@ class Config(Section):
     demo_watchlist: DemoWatchlistConfig = DemoWatchlistConfig()
     mqtt: MqttConfig = MqttConfig()
     watchlist: WatchlistConfig = WatchlistConfig()
+    audit: AuditConfig = AuditConfig()
 
     source_path: str | None = Field(None, exclude=True)
 
