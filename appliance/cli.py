@@ -20,6 +20,9 @@ COMMAND_MODULES = [
     "appliance.commands.vision",
     "appliance.commands.eval",
     "appliance.commands.mqtt",
+    "appliance.commands.keys",
+    "appliance.commands.watchlist",
+    "appliance.commands.deployment",
 ]
 
 

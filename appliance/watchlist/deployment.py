@@ -98,6 +98,9 @@ class Deployment:
             return record
 
     def _verify_new(self, path: Path):
+        if not self.trust.authorities:
+            raise WatchlistError("no trusted authority keys are configured, so no bundle can be accepted",
+                                 fix="add the authority's key to [watchlist] trusted_authorities")
         bundle = container.read_bundle(path, self.max_bundle_bytes)
         verify_manifest(bundle, self.trust, self.clock())
         manifest = bundle.manifest
@@ -300,9 +303,6 @@ def open_deployment(cfg, model_id: str, audit: Audit | None = None, clock: Clock
     data_dir = resolve(cfg.unit.data_dir)
     store = open_keystore(cfg.watchlist.keystore, data_dir)
     authorities = tuple(parse_public(text) for text in cfg.watchlist.trusted_authorities)
-    if not authorities:
-        raise WatchlistError("no trusted authority keys are configured, so no bundle can be accepted",
-                             fix="add the authority's key to [watchlist] trusted_authorities")
     trust = UnitTrust(authorities, store.age_recipient(), model_id)
     return Deployment(data_dir, store, trust, max_bundle_bytes=cfg.watchlist.max_bundle_bytes, audit=audit,
                       clock=clock, poll_seconds=cfg.watchlist.poll_seconds)
