@@ -23,6 +23,7 @@ COMMAND_MODULES = [
     "appliance.commands.keys",
     "appliance.commands.watchlist",
     "appliance.commands.deployment",
+    "appliance.commands.audit",
 ]
 
 
