@@ -149,6 +149,7 @@ SCHEMAS: dict[str, EventSchema] = {
                    period_start="time", period_end="time", faces_seen="count",
                    quality_rejects="counts", non_matches_discarded="count",
                    frames_dropped="count", frames_processed=_opt("count"),
+                   matches=_opt("count"), alerts=_opt("count"), no_watchlist=_opt("count"),
                    deployment_id=_opt("id")),
     "fault": _s(1, "a fault: camera lost, backend fallback, broker down, disk low, ...",
                 kind=FAULT_KINDS, detail="text"),

@@ -1,0 +1,93 @@
+"""Connects the pipeline runner to the audit log.
+
+``AuditSink.alert`` is the runner's first alert sink: the alert's entry is
+committed before any later sink (outbox, MQTT) sees the alert, and an AuditError
+propagates so the runner stops matching (fail closed). ``AuditSink.event`` is the
+runner's event hook: counters (cumulative in the runner) become one per-period
+``counters`` event; faults map onto the fault kinds of the schema.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..config import Config, resolve
+from ..keystore import open_keystore
+from .events import FAULT_KINDS
+from .log import AuditLog, utc_now
+
+_COUNTER_NAMES = {"faces_seen": "faces_seen", "non_matches_discarded": "non_matches_discarded",
+                  "frames_dropped": "frames_dropped", "frames": "frames_processed",
+                  "matches": "matches", "alerts": "alerts", "faces_unmatched_no_watchlist": "no_watchlist"}
+_REJECT_PREFIX = "quality_reject_"
+
+
+def audit_db_path(cfg: Config) -> Path:
+    """The audit database path: [audit] db, relative to [unit] data_dir unless absolute."""
+    db = Path(cfg.audit.db)
+    return db if db.is_absolute() else resolve(cfg.unit.data_dir) / db
+
+
+def open_audit_log(cfg: Config) -> AuditLog:
+    """Open the unit's audit log with the unit key from the key store."""
+    key = open_keystore("file", resolve(cfg.unit.data_dir)).signing_key()
+    return AuditLog.open(audit_db_path(cfg), key, cfg.unit.id, head_every_n=cfg.audit.head_every_entries,
+                         head_every_s=cfg.audit.head_every_s)
+
+
+def alert_payload(alert) -> dict:
+    """The audit payload of a pipeline Alert: references and numbers, no image, no embedding."""
+    payload = {"alert_id": alert.alert_id, "time": alert.time, "subject_ref": alert.subject_ref,
+               "score": round(float(alert.score), 6), "threshold": float(alert.threshold),
+               "model_id": alert.model_id, "camera_id": alert.camera, "track_id": int(alert.track_id)}
+    if alert.deployment_id:
+        payload["deployment_id"] = alert.deployment_id
+    return payload
+
+
+def counters_payload(now: dict, before: dict, period_start: str, period_end: str) -> dict:
+    """One period's counts from two cumulative snapshots of the runner's counters."""
+    payload = {"period_start": period_start, "period_end": period_end, "faces_seen": 0,
+               "non_matches_discarded": 0, "frames_dropped": 0, "quality_rejects": {}}
+    for name, value in now.items():
+        delta = max(0, int(value) - int(before.get(name, 0)))
+        if name.startswith(_REJECT_PREFIX):
+            payload["quality_rejects"][name[len(_REJECT_PREFIX):][:64]] = delta
+        elif name in _COUNTER_NAMES:
+            payload[_COUNTER_NAMES[name]] = delta
+    return payload
+
+
+def fault_payload(payload: dict) -> dict:
+    """A runner fault ({"kind", "message"}) in the schema's terms."""
+    kind = str(payload.get("kind", "other"))
+    detail = str(payload.get("message", payload.get("detail", "")))
+    if kind not in FAULT_KINDS:
+        kind, detail = "other", f"{kind}: {detail}"
+    return {"kind": kind, "detail": detail[:200]}
+
+
+class AuditSink:
+    """The runner's audit hooks over one open AuditLog."""
+
+    def __init__(self, log: AuditLog) -> None:
+        self.log = log
+        self._counters: dict = {}
+        self._period_start = utc_now()
+
+    def alert(self, alert) -> None:
+        """Commit the alert's entry; raise AuditError if it cannot be committed."""
+        self.log.append("alert", alert_payload(alert))
+
+    __call__ = alert
+
+    def event(self, kind: str, payload: dict) -> None:
+        """Record a runner event (counters, fault, or any schema event type)."""
+        if kind == "counters":
+            end = utc_now()
+            self.log.append("counters", counters_payload(payload, self._counters, self._period_start, end))
+            self._counters, self._period_start = dict(payload), end
+        elif kind == "fault":
+            self.log.append("fault", fault_payload(payload))
+        else:
+            self.log.append(kind, payload)
+        self.log.tick()
