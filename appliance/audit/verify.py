@@ -58,7 +58,9 @@ class Verdict:
                          f"(tree size {f.get('tree_size')}, {f.get('final_time')}, root {f.get('root')})")
         else:
             lines.append(f"FAILED: {len(self.problems)} problem(s)")
-            lines += [f"  - {where}: {why}" for where, why in self.problems[:MAX_SHOWN]]
+            # the places first (entries), then what they break (head roots computed over them)
+            shown = sorted(self.problems, key=lambda p: not p[0].startswith(("entry", "entries")))
+            lines += [f"  - {where}: {why}" for where, why in shown[:MAX_SHOWN]]
             if len(self.problems) > MAX_SHOWN:
                 lines.append(f"  ... and {len(self.problems) - MAX_SHOWN} more")
         lines.append(f"unit {f.get('unit')}, log {f.get('log_id')}, key {f.get('key_fingerprint')} "
