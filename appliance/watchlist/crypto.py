@@ -99,7 +99,7 @@ def decrypt_with(identities: list[str], ciphertext: bytes) -> bytearray:
     out = _FixedBuffer(len(ciphertext))
     try:
         pyrage.decrypt_io(io.BytesIO(ciphertext), out, keys)
-    except pyrage.DecryptError as exc:
+    except (pyrage.DecryptError, OSError) as exc:  # rage reports a bad payload chunk as an I/O error
         out.buf[:] = bytes(len(out.buf))
         reason = str(exc).splitlines()[0] if str(exc) else "decryption failed"
         raise WatchlistError(f"cannot decrypt the watchlist payload for this unit: {reason}",

@@ -241,7 +241,7 @@ class Deployment:
         record, watchlist = self._loaded
         self._loaded = None
         watchlist.purge()
-        log.warning("watchlist of deployment %s purged from memory (%s)", record.deployment_id, reason)
+        log.info("watchlist of deployment %s purged from memory (%s)", record.deployment_id, reason)
 
     def _delete_files(self, record: DeploymentRecord) -> None:
         self.keystore.destroy_deployment_identity(record.key_name)
