@@ -44,6 +44,7 @@ class PiCamera:
             self._cam.configure(config)
             self._cam.start()
         except (RuntimeError, IndexError) as exc:
+            self.__exit__()  # release a camera that opened but did not start, for the next attempt
             raise CaptureError(f"cannot start the Pi camera: {exc}",
                                fix="check the ribbon cable and `rpicam-hello --list-cameras`") from None
         return self
@@ -52,6 +53,7 @@ class PiCamera:
         if self._cam is not None:
             self._cam.stop()
             self._cam.close()
+            self._cam = None
 
     def stop(self) -> None:
         """End the stream at the next frame."""
@@ -61,7 +63,11 @@ class PiCamera:
         """Yield frames (RGB888 in picamera2 is BGR byte order, as OpenCV expects)."""
         seq = 0
         while not self._stop.is_set():
-            image = self._cam.capture_array("main")
+            try:
+                image = self._cam.capture_array("main")
+            except RuntimeError as exc:  # a CaptureError, so the run fails instead of ending cleanly
+                raise CaptureError(f"the Pi camera stopped delivering frames: {exc}",
+                                   fix="check the ribbon cable; the unit will retry") from None
             yield Frame(seq, time.monotonic(), image, self.camera_id)
             seq += 1
 
