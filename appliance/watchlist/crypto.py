@@ -88,6 +88,35 @@ class _FixedBuffer:
         """Nothing to flush: the buffer is memory."""
 
 
+AGE_VERSION_LINE = b"age-encryption.org/v1\n"
+_HEADER_LIMIT = 64 * 1024
+
+
+def check_stanza_shape(ciphertext: bytes) -> None:
+    """Refuse a binary age header whose stanza bodies break the spec's line rule.
+
+    The age spec requires every stanza body to be full 64-column lines ended by
+    one shorter (possibly empty) line. rage 0.11 (under pyrage 1.4) tolerates a
+    missing final line, so the C2SP vectors stanza_missing_body and
+    stanza_missing_final_line would decrypt; this shape check (no cryptography,
+    only line lengths) makes the unit refuse them as the spec says.
+    """
+    if not ciphertext.startswith(AGE_VERSION_LINE):
+        return  # armored or not age at all: rage decides
+    end = ciphertext.find(b"\n--- ", 0, _HEADER_LIMIT)
+    if end < 0:
+        return  # no header end in reach: rage reports the header as invalid
+    body: list[bytes] | None = None
+    for line in ciphertext[len(AGE_VERSION_LINE):end].split(b"\n") + [b"---"]:
+        if line.startswith(b"-> ") or line == b"---":
+            if body is not None and (not body or len(body[-1]) >= 64 or any(len(b) != 64 for b in body[:-1])):
+                raise WatchlistError("age header stanza does not end with a short body line (malformed file)",
+                                     fix="rebuild the bundle with `appliance watchlist build`")
+            body = []
+        elif body is not None:
+            body.append(line)
+
+
 def decrypt_with(identities: list[str], ciphertext: bytes) -> bytearray:
     """Decrypt an age file with X25519 identity strings into a zeroable bytearray.
 
@@ -95,6 +124,7 @@ def decrypt_with(identities: list[str], ciphertext: bytes) -> bytearray:
     once parsed. Raises WatchlistError when no identity matches or the file is
     malformed or altered (age authenticates the header and every payload chunk).
     """
+    check_stanza_shape(ciphertext)
     keys = [pyrage.x25519.Identity.from_str(text.strip()) for text in identities]
     out = _FixedBuffer(len(ciphertext))
     try:
