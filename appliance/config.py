@@ -53,7 +53,7 @@ class DetectConfig(Section):
     model: Literal["blazeface-full", "blazeface-short"] = "blazeface-full"
     score_threshold: float = Field(0.5, ge=0.05, le=0.99)
     nms_iou: float = Field(0.3, ge=0.05, le=0.95)
-    tile_sizes: list[int] = Field([384, 768], max_length=4,
+    tile_sizes: list[int] = Field([320, 768], max_length=4,
                                   description="edges of the square tiles covering the frame, px")
     tile_overlap: float = Field(0.25, ge=0.0, le=0.5)
     whole_frame: bool = True

@@ -13,6 +13,9 @@ from itertools import count
 
 import numpy as np
 
+FALLBACK_DISTANCE = 1.5  # a non-overlapping box this many face sizes away may still continue a track
+VELOCITY_SMOOTHING = 0.5
+
 
 @dataclass
 class Hit:
@@ -33,6 +36,12 @@ class Track:
     hits: deque = field(default_factory=deque)
     alerted: set[int] = field(default_factory=set)
     frames: int = 0
+    velocity: np.ndarray = field(default_factory=lambda: np.zeros(2, np.float32))
+
+    def predicted(self, seq: int) -> np.ndarray:
+        """The box moved on by the track's velocity to frame ``seq`` (constant-velocity model)."""
+        shift = self.velocity * (seq - self.last_seq)
+        return self.box + np.concatenate([shift, shift])
 
 
 def iou(a: np.ndarray, b: np.ndarray) -> float:
@@ -44,13 +53,19 @@ def iou(a: np.ndarray, b: np.ndarray) -> float:
     return inter / union if union > 0 else 0.0
 
 
-def _affinity(track: Track, box: np.ndarray) -> float:
-    overlap = iou(track.box, box)
-    if overlap > 0:
+def _centre(box: np.ndarray) -> np.ndarray:
+    return (box[:2] + box[2:]) / 2
+
+
+def _affinity(track: Track, box: np.ndarray, seq: int, iou_min: float) -> float:
+    """IoU with the predicted box when it reaches iou_min, else a small score for near neighbours."""
+    expected = track.predicted(seq)
+    overlap = iou(expected, box)
+    if overlap >= iou_min:
         return overlap
-    size = max(track.box[2] - track.box[0], box[2] - box[0])
-    dist = np.linalg.norm((track.box[:2] + track.box[2:]) / 2 - (box[:2] + box[2:]) / 2)
-    return 0.0 if dist > size else 1e-3 * (1 - dist / size)
+    size = max(expected[2] - expected[0], box[2] - box[0])
+    dist = float(np.linalg.norm(_centre(expected) - _centre(box)))
+    return 0.0 if dist > FALLBACK_DISTANCE * size else 1e-3 * (1 - dist / (FALLBACK_DISTANCE * size))
 
 
 class Tracker:
@@ -65,26 +80,29 @@ class Tracker:
 
     def update(self, seq: int, boxes: list[np.ndarray]) -> list[Track]:
         """Assign each box to a track (new or existing); return the tracks in box order."""
-        pairs = sorted(((_affinity(t, b), tid, i) for tid, t in self.tracks.items()
+        self._expire(seq)
+        pairs = sorted(((_affinity(t, b, seq, self.iou_min), tid, i) for tid, t in self.tracks.items()
                         for i, b in enumerate(boxes)), reverse=True)
         assigned: dict[int, Track] = {}
         used: set[int] = set()
         for score, tid, i in pairs:
-            if i in assigned or tid in used or not self._acceptable(score):
+            if i in assigned or tid in used or score <= 0:
                 continue
             assigned[i] = self.tracks[tid]
             used.add(tid)
         for i, box in enumerate(boxes):
             track = assigned.get(i) or self._new(box, seq)
-            track.box, track.last_seq = np.asarray(box, np.float32), seq
-            track.frames += 1
+            self._move(track, np.asarray(box, np.float32), seq)
             assigned[i] = track
-        self._expire(seq)
         return [assigned[i] for i in range(len(boxes))]
 
-    def _acceptable(self, affinity: float) -> bool:
-        # IoU at or above the minimum, or a non-overlapping near neighbour (affinity < 1e-3)
-        return affinity >= self.iou_min or 0 < affinity < 1e-3
+    @staticmethod
+    def _move(track: Track, box: np.ndarray, seq: int) -> None:
+        if track.frames and seq > track.last_seq:
+            step = (_centre(box) - _centre(track.box)) / (seq - track.last_seq)
+            track.velocity = VELOCITY_SMOOTHING * step + (1 - VELOCITY_SMOOTHING) * track.velocity
+        track.box, track.last_seq = box, seq
+        track.frames += 1
 
     def _new(self, box: np.ndarray, seq: int) -> Track:
         track = Track(next(self._ids), np.asarray(box, np.float32), seq, deque(maxlen=self.window))

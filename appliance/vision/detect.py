@@ -2,7 +2,7 @@
 
 BlazeFace sees 128 or 192 pixels. Shrinking a 1920x1080 frame to that loses
 every face under ~150 px, so the frame is also covered by overlapping square
-tiles at two scales (default 384 and 768 px, i.e. 2x and 4x downscale for the
+tiles at two scales (default 320 and 768 px, i.e. 1.7x and 4x downscale for the
 full-range model). A detection cut by an inner tile edge is dropped because an
 overlapping tile holds the whole face; the rest are merged by NMS.
 """

@@ -1,0 +1,25 @@
+"""Building composed clips from lfw-dev identities for golden and recall tests."""
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import cv2
+
+from appliance.scenes import Sprite, cut_sprite
+
+
+def lfw_people(lfw: Path, min_images: int = 1) -> list[Path]:
+    """Identity folders with at least ``min_images`` photos, in a stable order."""
+    people = [p for p in sorted(lfw.iterdir()) if p.is_dir() and len(list(p.glob("*.jpg"))) >= min_images]
+    return sorted(people, key=lambda p: hashlib.sha256(p.name.encode()).hexdigest())
+
+
+def sprite_from(engine, photo_path: Path, identity: str) -> Sprite | None:
+    """The head of the most confident face in an LFW photo, or None if none is found."""
+    photo = cv2.imread(str(photo_path))
+    dets = engine.detector.detect(photo)
+    if not dets:
+        return None
+    best = max(dets, key=lambda d: d.score)
+    return cut_sprite(photo, best.box, identity)

@@ -1,0 +1,54 @@
+"""Tracker and decision rules on synthetic boxes (no models)."""
+from __future__ import annotations
+
+import numpy as np
+
+from appliance.pipeline.decide import decide, record
+from appliance.pipeline.track import Tracker
+
+
+def _box(x, y, s=40.0):
+    return np.array([x, y, x + s, y + s], np.float32)
+
+
+def test_a_steady_walker_keeps_one_track_even_through_a_missed_frame():
+    tracker = Tracker(iou_min=0.2, max_missed=15, window=5)
+    ids = set()
+    for seq in range(20):
+        if seq == 10:
+            tracker.update(seq, [])  # detector missed this frame
+            continue
+        ids.add(tracker.update(seq, [_box(100 + 30 * seq, 200)])[0].track_id)
+    assert len(ids) == 1
+
+
+def test_two_people_far_apart_get_two_tracks_and_a_gap_ends_a_track():
+    tracker = Tracker(iou_min=0.2, max_missed=3, window=5)
+    a, b = tracker.update(0, [_box(100, 100), _box(900, 500)])
+    assert a.track_id != b.track_id
+    later = tracker.update(10, [_box(100, 100)])[0]
+    assert later.track_id not in (a.track_id, b.track_id)
+
+
+def test_alert_needs_n_of_m_hits_and_fires_once_per_subject():
+    tracker = Tracker(iou_min=0.2, max_missed=15, window=5)
+    track = tracker.update(0, [_box(0, 0)])[0]
+    record(track, 0, 3, 0.7, threshold=0.55)
+    assert decide(track, hits_needed=2) is None
+    record(track, 1, 3, 0.5, threshold=0.55)  # below threshold: no hit
+    assert decide(track, hits_needed=2) is None
+    record(track, 2, 3, 0.8, threshold=0.55)
+    hit = decide(track, hits_needed=2)
+    assert hit is not None and hit.subject == 3 and hit.score == 0.8
+    record(track, 3, 3, 0.9, threshold=0.55)
+    assert decide(track, hits_needed=2) is None, "second alert for the same track and subject"
+
+
+def test_hits_outside_the_window_do_not_count():
+    tracker = Tracker(iou_min=0.2, max_missed=15, window=3)
+    track = tracker.update(0, [_box(0, 0)])[0]
+    record(track, 0, 1, 0.9, 0.55)
+    for seq in range(1, 4):
+        record(track, seq, 1, 0.1, 0.55)
+    record(track, 4, 1, 0.9, 0.55)
+    assert decide(track, hits_needed=2) is None
