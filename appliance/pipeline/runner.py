@@ -119,7 +119,7 @@ class Runner:
                     break
         except ApplianceError as exc:
             self.result.error = self.result.error or exc
-            self.events("fault", {"kind": "capture", "message": exc.message})
+            self._event("fault", {"kind": "capture", "message": exc.message})
         finally:
             self.frames.put(_END, block=True)
 
@@ -136,7 +136,7 @@ class Runner:
                 return
             self._handle(item)
             if time.monotonic() - last_counters >= self.counters_every_s:
-                self.events("counters", self.counters())
+                self._event("counters", self.counters())
                 last_counters = time.monotonic()
 
     def _handle(self, frame: Frame) -> None:
@@ -150,7 +150,15 @@ class Runner:
             self.stop()
         except ApplianceError as exc:
             self.result.error = exc
-            self.events("fault", {"kind": type(exc).__name__, "message": exc.message})
+            self._event("fault", {"kind": type(exc).__name__, "message": exc.message})
+            self.stop()
+
+    def _event(self, kind: str, payload: dict) -> None:
+        """Pass an event to the hook; if the audit log cannot take it, stop matching (fail closed)."""
+        try:
+            self.events(kind, payload)
+        except AuditError as exc:
+            self.result.error = self.result.error or exc
             self.stop()
 
     def _emit(self, alert: Alert) -> None:
@@ -167,4 +175,4 @@ class Runner:
 
     def _finish(self) -> None:
         self.result.counters = Counter(self.counters())
-        self.events("counters", self.counters())
+        self._event("counters", self.counters())
