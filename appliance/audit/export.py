@@ -22,7 +22,7 @@ from .. import __version__
 from ..errors import AuditError, InputError
 from . import heads
 from .log import AuditLog, connect, iter_entries, load_heads, read_meta, utc_now
-from .merkle import TreeLevels
+from .merkle import TreeLevels, leaf_hash
 from .verify import EXPORT_FORMAT, EXPORT_VERSION, load_head_file
 
 
@@ -80,7 +80,8 @@ def export_log(db_path: Path, out: Path, *, since: str | None = None, until: str
         prev_fields = _check_previous(previous, public, final_fields) if previous else None
         hi = final_fields["tree_size"]
         lo = _first_seq(db, since, previous, hi)
-        tree = TreeLevels([leaf for _s, _b, leaf in iter_entries(db, 0, hi)])
+        # leaf hashes recomputed from the stored bytes: an edited row cannot hide behind its old hash
+        tree = TreeLevels([leaf_hash(body) for _s, body, _leaf in iter_entries(db, 0, hi)])
         if tree.size != hi or tree.root() != heads.root_of(final_fields):
             raise AuditError(f"{db_path}: stored entries do not match signed head #{final_fields['head_no']}",
                              fix="the database was altered or is damaged: keep it for the auditors")

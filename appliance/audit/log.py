@@ -141,8 +141,7 @@ class AuditLog:
             raise AuditError(f"{self.db_path} belongs to log {meta.get('log_id')} (another unit key), "
                              f"not {self.log_id}", fix="use this unit's own key store or data_dir")
         with self._lock:
-            self._catch_up()
-            self._check_last_head()
+            self._load()
             if not meta:
                 self._create()
             elif self._tree.size > self._last_head["tree_size"]:
@@ -156,27 +155,36 @@ class AuditLog:
             "log_id": self.log_id, "unit": self.unit_id, "created": utc_now(),
             "public_key": base64.b64encode(heads.public_raw(public)).decode()})
 
+    def _load(self) -> None:
+        """Read every entry once at open: each must match its leaf hash, the last head its root."""
+        stored = load_heads(self._db)
+        last = stored[-1].fields if stored else None
+        root_at_head = None
+        for seq, body, leaf in iter_entries(self._db):
+            self._take(seq, body, leaf)
+            if last and self._tree.size == last["tree_size"]:
+                root_at_head = self._tree.root()
+        if last is None:
+            return
+        if root_at_head != heads.root_of(last):
+            raise AuditError(f"{self.db_path}: stored entries do not match signed head #{last['head_no']} "
+                             f"({last['tree_size']} entries; {self._tree.size} stored)",
+                             fix="the database was altered or damaged: keep it for the auditors")
+        self._last_head = last | {"digest": stored[-1].digest()}
+
+    def _take(self, seq: int, body: bytes, leaf: bytes) -> None:
+        if seq != self._tree.size or leaf_hash(body) != leaf:
+            raise AuditError(f"{self.db_path}: entry seq {seq} was altered or an entry before it removed",
+                             fix="the database was altered or damaged: keep it for the auditors")
+        self._tree.append(leaf)
+
     def _catch_up(self) -> None:
-        """Bring the in-memory frontier up to the entries on disk (after open or another writer)."""
-        for _seq, _body, leaf in iter_entries(self._db, self._tree.size):
-            self._tree.append(leaf)
+        """Bring the in-memory frontier up to the disk (another process may have written)."""
+        for seq, body, leaf in iter_entries(self._db, self._tree.size):
+            self._take(seq, body, leaf)
         stored = load_heads(self._db, self._last_head["head_no"] + 1 if self._last_head else 0)
         if stored:
             self._last_head = stored[-1].fields | {"digest": stored[-1].digest()}
-
-    def _check_last_head(self) -> None:
-        if self._last_head is None:
-            return
-        size = self._last_head["tree_size"]
-        if size > self._tree.size:
-            raise AuditError(f"{self.db_path}: head #{self._last_head['head_no']} covers {size} entries "
-                             f"but only {self._tree.size} are stored", fix="keep the file for the auditors")
-        rng = CompactRange()
-        for _seq, _body, leaf in iter_entries(self._db, 0, size):
-            rng.append(leaf)
-        if rng.root() != heads.root_of(self._last_head):
-            raise AuditError(f"{self.db_path}: stored entries do not match signed head "
-                             f"#{self._last_head['head_no']}", fix="keep the file for the auditors")
 
     # --- writing -------------------------------------------------------------
 
@@ -207,6 +215,9 @@ class AuditLog:
                 self._conn.execute("COMMIT")
             except sqlite3.Error as exc:
                 raise self._fail(exc) from None
+            except AuditError:
+                self._rollback()
+                raise
             self._after_head(head)
             return head
 
@@ -232,6 +243,9 @@ class AuditLog:
                 self._conn.execute("COMMIT")
             except sqlite3.Error as exc:
                 raise self._fail(exc) from None
+            except AuditError:
+                self._rollback()
+                raise
             self._tree = tree
             self._state, self._reason, self._fix = "ok", "", ""
             if head is not None:
@@ -259,12 +273,15 @@ class AuditLog:
         self._last_head = head.fields | {"digest": head.digest()}
         self._last_head_at = self._clock()
 
-    def _fail(self, exc: sqlite3.Error) -> AuditError:
+    def _rollback(self) -> None:
         if self._conn.in_transaction:
             try:
                 self._conn.execute("ROLLBACK")
             except sqlite3.Error:
                 pass  # a failed ROLLBACK means SQLite already rolled back; the original error is reported
+
+    def _fail(self, exc: sqlite3.Error) -> AuditError:
+        self._rollback()
         # In-memory state changes only after COMMIT, so it still matches the disk.
         err = _error(exc, self.db_path)
         self._state, self._reason, self._fix = _state_of(exc), err.message, err.fix
