@@ -63,6 +63,15 @@ def cmd_embed(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_quantize(args: argparse.Namespace) -> int:
+    """Build the int8 embedder, calibrated on the calibration split's aligned faces."""
+    from ..quantize import build_from_dataset  # noqa: PLC0415
+
+    engine = build_engine(args.config, args.backend)
+    print(json.dumps(build_from_dataset(engine, Path(args.dataset), args.faces), indent=2))
+    return 0
+
+
 def _engine_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", help="appliance TOML config (default: built-in defaults)")
     p.add_argument("--backend", choices=["auto", "litert", "onnx", "hailo"], help="override [inference] backend")
@@ -89,3 +98,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, help="output .npz file")
     _engine_args(p)
     p.set_defaults(func=cmd_embed)
+    p = sub.add_parser("quantize", help="build the int8 ONNX embedder into models/cache (never committed)")
+    p.add_argument("--dataset", default=str(Path(__file__).resolve().parents[2].parent
+                                            / "shared" / "datasets" / "lfw-dev"),
+                   help="folder-per-identity set; its calibration split supplies the faces")
+    p.add_argument("--faces", type=int, default=512, help="number of calibration faces")
+    _engine_args(p)
+    p.set_defaults(func=cmd_quantize)

@@ -54,34 +54,74 @@ def progress_bar(enabled: bool = True) -> Progress:
                     transient=False)
 
 
+def central_detection(dets: list, image: np.ndarray):
+    """The detection whose box centre is nearest the image centre (FaceEngine.embed_image's rule)."""
+    centre = np.array(image.shape[1::-1], np.float32) / 2
+    return min(dets, key=lambda d: float(np.linalg.norm((d.box[:2] + d.box[2:]) / 2 - centre)))
+
+
 class EmbeddingCache:
-    """Embeds images once per (path, degradation) within one run."""
+    """Embeds images once per (path, degradation) within one run.
+
+    With a FaceEngine (``detector`` and ``embedder`` attributes) faces are aligned
+    one image at a time and embedded in batches, the same stages and face choice
+    as ``embed_image`` but without padding each face to the graph's batch of two.
+    Any other ImageEmbedder is called through ``embed_image``.
+    """
+
+    CHUNK = 32
 
     def __init__(self, engine: ImageEmbedder, progress: Progress | None = None) -> None:
         self.engine = engine
         self.progress = progress
         self._store: dict[tuple[str, str], np.ndarray | None] = {}
         self.computed = 0
+        self._batched = hasattr(engine, "detector") and hasattr(engine, "embedder")
 
-    def embed_one(self, path: Path, degradation: str = "clean") -> np.ndarray | None:
-        """The embedding of one image under one degradation (None: no face found)."""
-        key = (str(path), degradation)
-        if key not in self._store:
-            image = degrade.apply(degradation, read_image(path), path_seed(path))
+    def _image(self, path: Path, degradation: str) -> np.ndarray:
+        return degrade.apply(degradation, read_image(path), path_seed(path))
+
+    def _aligned(self, image: np.ndarray) -> np.ndarray | None:
+        from ..vision.align import align  # noqa: PLC0415 - only with a FaceEngine
+
+        dets = self.engine.detector.detect(image)
+        if not dets:
+            return None
+        try:
+            return align(image, central_detection(dets, image).keypoints)
+        except InputError:  # degenerate keypoints: the face cannot be aligned, so none acquired
+            return None
+
+    def _compute(self, paths: Sequence[Path], degradation: str) -> list[np.ndarray | None]:
+        if not self._batched:
+            return [self._embed_image(self._image(p, degradation)) for p in paths]
+        faces = [self._aligned(self._image(p, degradation)) for p in paths]
+        found = [f for f in faces if f is not None]
+        vectors = iter(self.engine.embedder.embed(np.stack(found)) if found else [])
+        return [None if f is None else np.asarray(next(vectors), np.float32) for f in faces]
+
+    def _embed_image(self, image: np.ndarray) -> np.ndarray | None:
+        try:
             vector, _box = self.engine.embed_image(image)
-            self._store[key] = None if vector is None else np.asarray(vector, np.float32)
-            self.computed += 1
-        return self._store[key]
+        except InputError:
+            return None
+        return None if vector is None else np.asarray(vector, np.float32)
 
     def embed(self, paths: Sequence[Path], degradation: str = "clean",
               label: str = "") -> tuple[np.ndarray, np.ndarray]:
         """Embeddings (N, D) float32, zeros where no face) and the ok mask (N,) for ``paths``."""
         task = self.progress.add_task(label or degradation, total=len(paths)) if self.progress else None
-        vectors = []
-        for path in paths:
-            vectors.append(self.embed_one(path, degradation))
+        todo = list(dict.fromkeys(str(p) for p in paths if (str(p), degradation) not in self._store))
+        if task is not None:
+            self.progress.advance(task, len(paths) - len(todo))
+        for i in range(0, len(todo), self.CHUNK):
+            chunk = [Path(p) for p in todo[i:i + self.CHUNK]]
+            for path, vector in zip(chunk, self._compute(chunk, degradation)):
+                self._store[(str(path), degradation)] = vector
+            self.computed += len(chunk)
             if task is not None:
-                self.progress.advance(task)
+                self.progress.advance(task, len(chunk))
+        vectors = [self._store[(str(p), degradation)] for p in paths]
         dim = next((v.shape[0] for v in vectors if v is not None), EMBEDDING_DIM)
         out = np.zeros((len(paths), dim), np.float32)
         ok = np.array([v is not None for v in vectors], bool)
