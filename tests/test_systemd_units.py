@@ -8,6 +8,7 @@ installed `appliance` executable, so the check does not depend on this machine's
 from __future__ import annotations
 
 import configparser
+import re
 import shlex
 import shutil
 import subprocess
@@ -24,6 +25,8 @@ UNITS = REPO / "systemd"
 PIPELINE_UNIT = UNITS / "appliance.service"
 CONFIG = "/etc/appliance/appliance.toml"
 SYSTEM_UNIT_DIRS = (Path("/usr/lib/systemd/system"), Path("/lib/systemd/system"))
+# systemd-python's daemon.notify(...) or a libsystemd sd_notify(...) call, or the READY message
+NOTIFY_CALL = re.compile(r"(sd_notify|daemon\.notify)\s*\(|READY=1")
 
 
 class _RepeatedKeys(dict):
@@ -142,7 +145,7 @@ def test_errors_a_restart_cannot_fix_are_not_retried_but_a_lost_camera_is(unit):
 
 def test_service_type_matches_whether_the_code_notifies_systemd(unit):
     """Type=notify (and a watchdog) only once the code calls sd_notify; Type=simple until then."""
-    notifies = any("sd_notify" in p.read_text() for p in (REPO / "appliance").rglob("*.py"))
+    notifies = any(NOTIFY_CALL.search(p.read_text()) for p in (REPO / "appliance").rglob("*.py"))
     kind = one(unit, "Service", "Type")
     if notifies:
         assert kind == "notify"
