@@ -62,3 +62,8 @@ def main(argv: list[str] | None = None) -> int:
         return exc.exit_code
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:  # noqa: BLE001 - the one boundary: a bug, reported without a traceback
+        logging.getLogger("appliance").debug("internal error", exc_info=True)
+        print(f"error: internal error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        print("fix: this is a bug; run again with -v for the traceback and report it", file=sys.stderr)
+        return 1

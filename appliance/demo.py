@@ -70,22 +70,30 @@ def _sprites(engine: FaceEngine, photo: np.ndarray, identity: str, limit: int) -
     return [cut_sprite(photo, d.box, f"{identity}#{i}") for i, d in enumerate(dets)]
 
 
-def compose_demo_clip(engine: FaceEngine, photos: dict[str, Path], folder: Path) -> DemoClip:
-    """Compose the demo clip (1280x720, 90 frames) into ``folder``."""
+def compose_demo_clip(engine: FaceEngine, photos: dict[str, Path], folder: Path,
+                      size: tuple[int, int] = CLIP_SIZE) -> DemoClip:
+    """Compose the demo clip (90 frames, 1280x720 unless ``size`` says otherwise) into ``folder``.
+
+    Positions scale with the frame; face heights do not (a wider view, same people).
+    """
     img = {name: decode_image(path) for name, path in photos.items()}
     obama2 = _sprites(engine, img["obama2"], "obama", 1)[0]
     obama3 = _sprites(engine, img["obama3"], "obama", 1)[0]
     biden = _sprites(engine, img["biden"], "biden", 1)[0]
     others = _sprites(engine, img["group3"], "group3", 3) + _sprites(engine, img["group4"], "group4", 2)
-    w, h = CLIP_SIZE
+    sx, sy = size[0] / CLIP_SIZE[0], size[1] / CLIP_SIZE[1]
+
+    def at(x: float, y: float) -> tuple[float, float]:
+        return x * sx, y * sy
+
     actors = [
-        Actor(obama2, 0, 40, (150, 300), (700, 330), 110, 90),
-        Actor(obama3, 50, 89, (1150, 420), (600, 400), 56, 64),
-        Actor(biden, 10, 70, (1100, 200), (300, 260), 80),
+        Actor(obama2, 0, 40, at(150, 300), at(700, 330), 110, 90),
+        Actor(obama3, 50, 89, at(1150, 420), at(600, 400), 56, 64),
+        Actor(biden, 10, 70, at(1100, 200), at(300, 260), 80),
     ]
     for i, sprite in enumerate(others):
-        actors.append(Actor(sprite, 5 * i, 60 + 5 * i, (100 + 230 * i, 560), (250 + 230 * i, 520), 48 + 8 * i))
-    bg = cv2.GaussianBlur(background(CLIP_SIZE, img["group1"]), (0, 0), 0.8)
+        actors.append(Actor(sprite, 5 * i, 60 + 5 * i, at(100 + 230 * i, 560), at(250 + 230 * i, 520), 48 + 8 * i))
+    bg = cv2.GaussianBlur(background(size, img["group1"]), (0, 0), 0.8)
     write_clip(folder, bg, actors, CLIP_FRAMES)
     return DemoClip(folder, {"DEMO-OBAMA": 2}, sorted({a.sprite.identity for a in actors}))
 

@@ -12,6 +12,9 @@ import time
 from pathlib import Path
 
 BENCHES: dict[str, str] = {
+    "pipeline": "appliance.bench.pipeline",
+    "recall": "appliance.bench.recall",
+    "watchlist": "appliance.bench.watchlist",
 }
 
 

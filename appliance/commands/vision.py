@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 from pathlib import Path
 
@@ -17,6 +18,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     from ..service import run_pipeline  # noqa: PLC0415
 
     cfg = load_config(args.config)
+    if not args.verbose:
+        logging.getLogger().setLevel(cfg.runner.log_level.upper())
     result = run_pipeline(cfg)
     print(json.dumps({"counters": dict(result.counters)}, sort_keys=True), file=sys.stderr)
     if result.error:

@@ -41,6 +41,9 @@ class FrameProcessor:
     def process(self, frame: Frame) -> list[Alert]:
         """Process one frame; return the alerts it completes."""
         faces = self.engine.faces(frame.image)
+        # counts only: never a box, crop or vector of a face that may not match
+        log.debug("frame %d: %d face(s), %d passed the quality gate", frame.seq, len(faces),
+                  sum(f.reject is None for f in faces))
         with self.engine.times.stage("track"):
             tracks = self.tracker.update(frame.seq, [f.det.box for f in faces])
         with self.engine.times.stage("match_decide"):
