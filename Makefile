@@ -1,5 +1,7 @@
 # Two commands do everything on a fresh machine: `make demo` and `make test`.
 PY ?= python3
+# On Raspberry Pi OS: make VENV_FLAGS=--system-site-packages (to see python3-picamera2)
+VENV_FLAGS ?=
 VENV := .venv
 BIN := $(VENV)/bin
 APPLIANCE := $(BIN)/appliance
@@ -8,7 +10,7 @@ STAMP := $(VENV)/.installed
 .PHONY: venv models demo test bench clean
 
 $(STAMP): setup.cfg pyproject.toml
-	$(PY) -m venv $(VENV)
+	$(PY) -m venv $(VENV_FLAGS) $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
