@@ -15,6 +15,8 @@ BENCHES: dict[str, str] = {
     "pipeline": "appliance.bench.pipeline",
     "recall": "appliance.bench.recall",
     "watchlist": "appliance.bench.watchlist",
+    "match": "appliance.bench.match",
+    "peer": "appliance.bench.peer",
 }
 
 

@@ -1,0 +1,127 @@
+"""The inputs of the peer benchmark: standard clips and a fixed probe set from lfw-dev.
+
+Clips: 1280x720 frames with 1, 5 and 20 lfw-dev heads walking slowly across a
+textured background, face heights 56-96 px (sizes both systems' detectors can
+find, so the comparison is of speed, not of recall). Probes: a deterministic
+slice of the evaluation's test split (appliance.evaluate.protocol).
+"""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from ..modelstore import REPO_ROOT
+
+LFW = REPO_ROOT.parent / "shared" / "datasets" / "lfw-dev"
+SIZE = (1280, 720)
+FACES = (1, 5, 20)
+FRAMES = 6
+HEIGHTS = (56.0, 96.0)
+CLIP_NOTE = (f"{SIZE[0]}x{SIZE[1]}, {FRAMES} frames each, {FACES} lfw-dev heads at {HEIGHTS[0]:.0f}-"
+             f"{HEIGHTS[1]:.0f} px face height walking on a textured background (appliance.scenes)")
+ENROLLED, MATED_PER_ID, NONMATED = 120, 2, 300
+
+
+def _sprites(engine, count: int) -> list:
+    from ..scenes import cut_sprite  # noqa: PLC0415
+
+    sprites = []
+    for person in sorted(p for p in LFW.iterdir() if p.is_dir()):
+        photo = cv2.imread(str(sorted(person.glob("*.jpg"))[0]))
+        dets = engine.detector.detect(photo)
+        if dets:
+            sprites.append(cut_sprite(photo, max(dets, key=lambda d: d.score).box, person.name))
+        if len(sprites) == count:
+            return sprites
+    return sprites
+
+
+def clip(sprites: list, faces: int, seed: int) -> np.ndarray:
+    """FRAMES frames (BGR) of ``faces`` heads on a jittered grid, each drifting a few px a frame."""
+    from ..scenes import Actor, background, render  # noqa: PLC0415
+
+    rng = np.random.default_rng(seed)
+    w, h = SIZE
+    cols = int(np.ceil(np.sqrt(faces * w / h)))
+    rows = int(np.ceil(faces / cols))
+    actors = []
+    for i, sprite in enumerate(sprites[:faces]):
+        cx = (i % cols + 0.5) * w / cols + rng.uniform(-0.15, 0.15) * w / cols
+        cy = (i // cols + 0.5) * h / rows + rng.uniform(-0.1, 0.1) * h / rows
+        height = rng.uniform(*HEIGHTS) if faces > 1 else HEIGHTS[1]
+        height = min(height, 0.55 * h / rows)
+        dx = rng.uniform(-3, 3) * FRAMES
+        actors.append(Actor(sprite, 0, FRAMES - 1, (cx, cy), (cx + dx, cy), height))
+    bg = background(SIZE, seed=seed)
+    return np.stack([render(bg, actors, seq)[0] for seq in range(FRAMES)])
+
+
+def standard_clips(engine) -> dict[str, np.ndarray]:
+    """The three standard clips, keyed like '1280x720_5faces'."""
+    sprites = _sprites(engine, max(FACES))
+    return {f"{SIZE[0]}x{SIZE[1]}_{n}faces": clip(sprites, n, seed=n) for n in FACES}
+
+
+def eval_config():
+    """The unit's config with whole-image detection, as `appliance eval` runs single photos."""
+    from ..config import Config  # noqa: PLC0415
+
+    cfg = Config()
+    return cfg.model_copy(update={"detect": cfg.detect.model_copy(update={"tile_sizes": [],
+                                                                          "whole_frame": True})})
+
+
+@dataclass
+class ProbeSet:
+    """A gallery (one image per enrolled identity), mated and non-mated probes."""
+
+    gallery: list[tuple[int, Path]] = field(default_factory=list)
+    mated: list[tuple[int, Path]] = field(default_factory=list)
+    nonmated: list[tuple[int, Path]] = field(default_factory=list)
+
+    def all_paths(self) -> list[Path]:
+        """Gallery, then mated, then non-mated image paths."""
+        return [p for _, p in self.gallery + self.mated + self.nonmated]
+
+    def counts(self) -> dict:
+        """Sizes, for the report."""
+        return {"gallery": len(self.gallery), "mated": len(self.mated), "nonmated": len(self.nonmated)}
+
+    def results(self, vectors: np.ndarray, ok: np.ndarray, searcher=None):
+        """SearchResults of the probes against the gallery (vectors in all_paths order)."""
+        from ..evaluate import metrics  # noqa: PLC0415
+
+        search = searcher or metrics.search
+        g, m = len(self.gallery), len(self.mated)
+        gid = np.array([i for i, _ in self.gallery])
+        keep = ok[:g]
+        mid = np.array([i for i, _ in self.mated])
+        nid = np.array([i for i, _ in self.nonmated])
+        top_id, top = search(vectors[:g][keep], gid[keep], vectors[g:g + m], ok[g:g + m])
+        _, ntop = search(vectors[:g][keep], gid[keep], vectors[g + m:], ok[g + m:])
+        return metrics.SearchResults(top_id == mid, top, mid, ntop, nid)
+
+
+def probe_set() -> ProbeSet:
+    """The fixed probe slice of lfw-dev's test split."""
+    from ..evaluate import protocol  # noqa: PLC0415
+
+    test = protocol.build_splits(protocol.list_identities(LFW))["test"]
+    order = sorted(set(test.identities), key=lambda n: hashlib.sha256(n.encode()).hexdigest())
+    index = {n: i for i, n in enumerate(order)}
+    enrolled = [n for n in order if any(i == n for i, _ in test.gallery)][:ENROLLED]
+    nonmated_ids = [n for n in order if not any(i == n for i, _ in test.gallery)][:NONMATED]
+    chosen = set(enrolled)
+    out = ProbeSet()
+    out.gallery = [(index[i], p) for i, p in test.gallery if i in chosen]
+    for name in enrolled:
+        out.mated += [(index[name], p) for i, p in test.mated if i == name][:MATED_PER_ID]
+    first = {}
+    for i, p in test.nonmated:
+        first.setdefault(i, p)
+    out.nonmated = [(index[n], first[n]) for n in nonmated_ids]
+    return out
