@@ -25,12 +25,13 @@ from dataclasses import dataclass
 
 ENVELOPE_VERSION = 1
 ENVELOPE_KEYS = frozenset({"v", "seq", "log", "unit", "time", "type", "schema", "payload"})
-MAX_PAYLOAD_BYTES = 2048
+MAX_ENTRY_BYTES = 2560
 MAX_TEXT = 200
 
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@/+-]{0,63}$")
 _HASH = re.compile(r"^[0-9a-f]{64}$")
 _TIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,9})?(Z|[+-]\d\d:\d\d)$")
+_PATTERNS = {"id": _ID, "hash": _HASH, "time": _TIME}
 
 FAULT_KINDS = ("camera_lost", "backend_fallback", "broker_down", "disk_low", "audit_write_failed",
                "watchdog", "other")
@@ -59,9 +60,8 @@ def _check(kind: object, value: object) -> str | None:
         return None if value in kind else f"must be one of {', '.join(kind)}"
     if kind == "text":
         return _check_text(value)
-    if kind in ("id", "hash", "time"):
-        pattern = {"id": _ID, "hash": _HASH, "time": _TIME}[kind]
-        ok = isinstance(value, str) and pattern.match(value)
+    if kind in _PATTERNS:
+        ok = isinstance(value, str) and _PATTERNS[kind].match(value)
         return None if ok else {"id": "must be an identifier (1-64 of A-Z a-z 0-9 . _ : @ / + -)",
                                 "hash": "must be 64 lowercase hex digits (SHA-256)",
                                 "time": "must be an ISO 8601 time with zone"}[kind]
@@ -182,8 +182,6 @@ def validate_payload(event_type: str, payload: object) -> EventSchema:
         why = _check(kind, payload[name])
         if why:
             raise EventError(f"{event_type}: field {name!r} {why}")
-    if len(canonical(payload)) > MAX_PAYLOAD_BYTES:
-        raise EventError(f"{event_type}: payload larger than {MAX_PAYLOAD_BYTES} bytes")
     return schema
 
 
@@ -191,13 +189,18 @@ def encode_entry(seq: int, log_id: str, unit: str, time: str, event_type: str,
                  payload: dict) -> bytes:
     """Validate ``payload`` and return the canonical entry bytes (the Merkle leaf data)."""
     schema = validate_payload(event_type, payload)
-    return canonical({"v": ENVELOPE_VERSION, "seq": seq, "log": log_id, "unit": unit,
+    data = canonical({"v": ENVELOPE_VERSION, "seq": seq, "log": log_id, "unit": unit,
                       "time": time, "type": event_type, "schema": schema.version,
                       "payload": payload})
+    if len(data) > MAX_ENTRY_BYTES:
+        raise EventError(f"{event_type}: entry larger than {MAX_ENTRY_BYTES} bytes")
+    return data
 
 
 def decode_entry(data: bytes | str) -> dict:
     """Parse entry bytes and check the envelope and payload schema; raise EventError."""
+    if len(data) > MAX_ENTRY_BYTES:
+        raise EventError(f"entry larger than {MAX_ENTRY_BYTES} bytes")
     try:
         entry = json.loads(data)
     except ValueError as exc:

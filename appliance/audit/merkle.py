@@ -153,8 +153,12 @@ def _decomp(index: int, size: int) -> tuple[int, int]:
 
 
 def _chain_inner(seed: bytes, proof: list[bytes], index: int) -> bytes:
+    sha256 = hashlib.sha256  # the verifier's hot loop: one call per proof hash
     for i, sibling in enumerate(proof):
-        seed = node_hash(seed, sibling) if (index >> i) & 1 == 0 else node_hash(sibling, seed)
+        if (index >> i) & 1:
+            seed = sha256(b"\x01" + sibling + seed).digest()
+        else:
+            seed = sha256(b"\x01" + seed + sibling).digest()
     return seed
 
 

@@ -4,7 +4,7 @@ Standard library plus ``cryptography`` only (imported by the offline verifier).
 """
 from __future__ import annotations
 
-import base64
+import binascii
 from array import array
 from dataclasses import dataclass, field
 
@@ -31,7 +31,10 @@ class Chain:
 def _b64list(value: object) -> list[bytes]:
     if not isinstance(value, list):
         raise ValueError("proof is not a list")
-    return [base64.b64decode(v, validate=True) for v in value]
+    try:
+        return [binascii.a2b_base64(v, strict_mode=True) for v in value]
+    except TypeError:
+        raise ValueError("proof holds a value that is not base64 text") from None
 
 
 def _head_name(fields: dict) -> str:

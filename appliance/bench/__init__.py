@@ -17,6 +17,7 @@ BENCHES: dict[str, str] = {
     "watchlist": "appliance.bench.watchlist",
     "match": "appliance.bench.match",
     "peer": "appliance.bench.peer",
+    "audit": "appliance.bench.audit",
 }
 
 
