@@ -79,7 +79,7 @@ class AdjudicationIntake:
         with self._lock:
             self.counters[result.reason] += 1
         if not result.accepted:
-            log.warning("adjudication rejected: %s (%s)", result.reason, result.detail)
+            log.debug("adjudication rejected: %s (%s)", result.reason, result.detail)  # counted; no log flood
             if self._on_rejected is not None:
                 self._on_rejected(result)
         return result

@@ -179,6 +179,7 @@ class AlertPublisher:
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
         self._connected.clear()
+        self.counters["disconnects"] += 1
         if not self._stop.is_set():
             log.warning("disconnected from broker (%s); reconnecting with backoff", reason_code)
 
