@@ -18,6 +18,7 @@ BENCHES: dict[str, str] = {
     "match": "appliance.bench.match",
     "peer": "appliance.bench.peer",
     "audit": "appliance.bench.audit",
+    "mqtt": "appliance.bench.mqtt",
 }
 
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import struct
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,16 +40,22 @@ class Bundle:
     manifest: Manifest
     manifest_bytes: bytes
     signature: bytes
-    ciphertext: bytes
+    ciphertext: bytes | memoryview
     sha256: str
     size: int
+    ciphertext_sha256: str = ""
+
+
+def pack_head(manifest_bytes: bytes, signature: bytes) -> bytes:
+    """Everything before the ciphertext."""
+    if len(signature) != SIGNATURE_BYTES:
+        raise WatchlistError("an Ed25519 signature is 64 bytes", fix="sign with an Ed25519 authority key")
+    return MAGIC + HEADER.pack(len(manifest_bytes)) + manifest_bytes + signature
 
 
 def pack(manifest_bytes: bytes, signature: bytes, ciphertext: bytes) -> bytes:
     """Assemble the container bytes."""
-    if len(signature) != SIGNATURE_BYTES:
-        raise WatchlistError("an Ed25519 signature is 64 bytes", fix="sign with an Ed25519 authority key")
-    return MAGIC + HEADER.pack(len(manifest_bytes)) + manifest_bytes + signature + ciphertext
+    return pack_head(manifest_bytes, signature) + ciphertext
 
 
 def unpack(data: bytes) -> Bundle:
@@ -67,9 +74,18 @@ def unpack(data: bytes) -> Bundle:
                              "alone need more)", fix=_FIX)
     manifest_bytes = data[start:start + length]
     signature = data[start + length:start + length + SIGNATURE_BYTES]
-    ciphertext = data[start + length + SIGNATURE_BYTES:]
-    return Bundle(parse_manifest(manifest_bytes), manifest_bytes, signature, ciphertext,
-                  hashlib.sha256(data).hexdigest(), len(data))
+    ciphertext = memoryview(data)[start + length + SIGNATURE_BYTES:]  # no copy of the largest part
+    manifest = parse_manifest(manifest_bytes)
+    file_hash, ciphertext_hash = parallel_sha256(data, ciphertext)
+    return Bundle(manifest, manifest_bytes, signature, ciphertext, file_hash, len(data), ciphertext_hash)
+
+
+def parallel_sha256(*blobs: bytes) -> list[str]:
+    """Hex SHA-256 of each blob, in threads (hashlib releases the GIL, so 2 cores hash at once)."""
+    if sum(len(b) for b in blobs) < 1 << 20:
+        return [hashlib.sha256(b).hexdigest() for b in blobs]
+    with ThreadPoolExecutor(max_workers=len(blobs)) as pool:
+        return list(pool.map(lambda b: hashlib.sha256(b).hexdigest(), blobs))
 
 
 def read_bundle(path: Path, max_bytes: int) -> Bundle:

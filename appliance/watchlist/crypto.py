@@ -38,7 +38,7 @@ def encrypt_to(recipient: str, plaintext: bytes) -> bytes:
 class _ViewReader:
     """A reader over a bytearray without copying it whole (so no second full plaintext copy)."""
 
-    def __init__(self, buf: bytearray) -> None:
+    def __init__(self, buf: bytes | bytearray | memoryview) -> None:
         self.view = memoryview(buf)
         self.pos = 0
 
@@ -92,7 +92,7 @@ AGE_VERSION_LINE = b"age-encryption.org/v1\n"
 _HEADER_LIMIT = 64 * 1024
 
 
-def check_stanza_shape(ciphertext: bytes) -> None:
+def check_stanza_shape(ciphertext: bytes | memoryview) -> None:
     """Refuse a binary age header whose stanza bodies break the spec's line rule.
 
     The age spec requires every stanza body to be full 64-column lines ended by
@@ -101,13 +101,14 @@ def check_stanza_shape(ciphertext: bytes) -> None:
     stanza_missing_final_line would decrypt; this shape check (no cryptography,
     only line lengths) makes the unit refuse them as the spec says.
     """
-    if not ciphertext.startswith(AGE_VERSION_LINE):
+    head = bytes(ciphertext[:_HEADER_LIMIT])
+    if not head.startswith(AGE_VERSION_LINE):
         return  # armored or not age at all: rage decides
-    end = ciphertext.find(b"\n--- ", 0, _HEADER_LIMIT)
+    end = head.find(b"\n--- ")
     if end < 0:
         return  # no header end in reach: rage reports the header as invalid
     body: list[bytes] | None = None
-    for line in ciphertext[len(AGE_VERSION_LINE):end].split(b"\n") + [b"---"]:
+    for line in head[len(AGE_VERSION_LINE):end].split(b"\n") + [b"---"]:
         if line.startswith(b"-> ") or line == b"---":
             if body is not None and (not body or len(body[-1]) >= 64 or any(len(b) != 64 for b in body[:-1])):
                 raise WatchlistError("age header stanza does not end with a short body line (malformed file)",
@@ -117,7 +118,7 @@ def check_stanza_shape(ciphertext: bytes) -> None:
             body.append(line)
 
 
-def decrypt_with(identities: list[str], ciphertext: bytes) -> bytearray:
+def decrypt_with(identities: list[str], ciphertext: bytes | memoryview) -> bytearray:
     """Decrypt an age file with X25519 identity strings into a zeroable bytearray.
 
     The caller owns the result and should overwrite it (``buf[:] = bytes(len(buf))``)
@@ -128,16 +129,15 @@ def decrypt_with(identities: list[str], ciphertext: bytes) -> bytearray:
     keys = [pyrage.x25519.Identity.from_str(text.strip()) for text in identities]
     out = _FixedBuffer(len(ciphertext))
     try:
-        pyrage.decrypt_io(io.BytesIO(ciphertext), out, keys)
+        pyrage.decrypt_io(_ViewReader(ciphertext), out, keys)
     except (pyrage.DecryptError, OSError) as exc:  # rage reports a bad payload chunk as an I/O error
         out.buf[:] = bytes(len(out.buf))
         reason = str(exc).splitlines()[0] if str(exc) else "decryption failed"
         raise WatchlistError(f"cannot decrypt the watchlist payload for this unit: {reason}",
                              fix="the bundle must be built for this unit's recipient "
                                  "(`appliance keys show`) and copied unaltered") from None
-    plaintext = out.buf[:out.used]
-    out.buf[:] = bytes(len(out.buf))
-    return plaintext
+    del out.buf[out.used:]  # shrink in place: no second copy of the plaintext
+    return out.buf
 
 
 def sign_manifest(key: Ed25519PrivateKey, manifest_bytes: bytes) -> bytes:

@@ -43,11 +43,12 @@ def utc_now() -> datetime:
     return datetime.now(timezone.utc)
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
+def _write_atomic(path: Path, *parts: bytes) -> None:
     tmp = path.with_name(path.name + ".part")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "wb") as fh:
-        fh.write(data)
+        for part in parts:
+            fh.write(part)
         fh.flush()
         os.fsync(fh.fileno())
     os.replace(tmp, path)
@@ -137,7 +138,7 @@ class Deployment:
                                       "entry_count": manifest.entry_count, "model_id": manifest.model_id})
         self.bundle_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         copy = self.bundle_dir / f"{key_name}{container.SUFFIX}"
-        _write_atomic(copy, container.pack(bundle.manifest_bytes, bundle.signature, resealed))
+        _write_atomic(copy, container.pack_head(bundle.manifest_bytes, bundle.signature), resealed)
         return self.records.insert_active({
             "deployment_id": manifest.deployment_id, "bundle_version": manifest.bundle_version,
             "bundle_sha256": bundle.sha256, "copy_path": str(copy), "key_name": key_name,

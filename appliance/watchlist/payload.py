@@ -19,6 +19,7 @@ import json
 import struct
 from collections import Counter
 from dataclasses import dataclass
+from operator import itemgetter
 
 import numpy as np
 
@@ -29,6 +30,8 @@ MAGIC = b"LFRWLP\x00\x01"
 _LEN = struct.Struct(">I")
 ENTRY_FIELDS = ("subject_ref", "category", "image_source", "capture_date", "review_by")
 MAX_THUMBNAIL_BYTES = 64 * 1024
+_KEYS = frozenset((*ENTRY_FIELDS, "thumbnail_bytes"))
+_FIELDS_OF = itemgetter(*ENTRY_FIELDS)
 _FIX = "rebuild the bundle with `appliance watchlist build`"
 
 
@@ -86,10 +89,10 @@ def _check_index(index: dict) -> list[dict]:
     if not isinstance(entries, list) or index.get("count") != len(entries):
         raise _refuse("entry count does not match the entries listed")
     for pos, entry in enumerate(entries):
-        if not isinstance(entry, dict) or any(not isinstance(entry.get(k), str) or not entry[k]
-                                              for k in ENTRY_FIELDS):
+        values = _FIELDS_OF(entry) if type(entry) is dict and _KEYS <= entry.keys() else ("",)
+        if not all(values) or set(map(type, values)) != {str}:
             raise _refuse(f"entry {pos} lacks one of {', '.join(ENTRY_FIELDS)}")
-        size = entry.get("thumbnail_bytes")
+        size = entry["thumbnail_bytes"]
         if type(size) is not int or not 0 < size <= MAX_THUMBNAIL_BYTES:
             raise _refuse(f"entry {pos} thumbnail size is out of bounds")
     refs = [e["subject_ref"] for e in entries]

@@ -8,6 +8,7 @@ ciphertext hash, age decryption, the plaintext hash and the payload itself.
 from __future__ import annotations
 
 import hashlib
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -86,7 +87,7 @@ def check_ciphertext_bytes(bundle: Bundle) -> None:
     if size > manifest.ciphertext_bytes:
         raise WatchlistError(f"bundle has {size - manifest.ciphertext_bytes} bytes more payload than signed "
                              "(appended data)", fix="copy the bundle again from the back office")
-    if hashlib.sha256(bundle.ciphertext).hexdigest() != manifest.ciphertext_sha256:
+    if (bundle.ciphertext_sha256 or hashlib.sha256(bundle.ciphertext).hexdigest()) != manifest.ciphertext_sha256:
         raise WatchlistError("bundle payload was altered (ciphertext hash differs from the signed manifest)",
                              fix="copy the bundle again from the back office")
 
@@ -105,15 +106,35 @@ def open_payload(bundle: Bundle, identities: list[str], check_ciphertext: bool =
         check_ciphertext_bytes(bundle)
     plaintext = decrypt_with(identities, bundle.ciphertext)
     try:
-        if hashlib.sha256(plaintext).hexdigest() != manifest.payload_sha256:
-            raise WatchlistError("decrypted payload differs from the signed manifest (payload hash)",
-                                 fix="get an unaltered bundle from the back office")
-        watchlist = payload.decode(plaintext, manifest.deployment_id)
+        watchlist = _decode_checked(plaintext, manifest.payload_sha256, manifest.deployment_id)
         _check_decoded(watchlist, bundle)
         resealed = reseal_to(reseal, plaintext) if reseal else None
     finally:
         plaintext[:] = bytes(len(plaintext))
     return watchlist, resealed
+
+
+def _decode_checked(plaintext: bytearray, expected_sha256: str, deployment_id: str) -> Watchlist:
+    """Decode while the plaintext hash runs in a thread; refuse (and wipe) on a hash mismatch.
+
+    Decoding only parses into private buffers; nothing is used until the hash agrees.
+    """
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        digest = pool.submit(lambda: hashlib.sha256(plaintext).hexdigest())
+        watchlist, refusal = None, None
+        try:
+            watchlist = payload.decode(plaintext, deployment_id)
+        except WatchlistError as exc:
+            refusal = exc
+        matches = digest.result() == expected_sha256
+    if not matches:
+        if watchlist is not None:
+            watchlist.purge()
+        raise WatchlistError("decrypted payload differs from the signed manifest (payload hash)",
+                             fix="get an unaltered bundle from the back office")
+    if refusal is not None:
+        raise refusal
+    return watchlist
 
 
 def _check_decoded(watchlist: Watchlist, bundle: Bundle) -> None:
