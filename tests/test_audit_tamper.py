@@ -203,3 +203,30 @@ def test_exit_codes_of_the_standalone_verifier(unit, tmp_path):
     junk = _run_cli(write_lines(tmp_path / "junk.jsonl", ["hello"]))
     assert junk.returncode == EXIT_UNREADABLE and "not JSON" in junk.stderr
     assert _run_cli().returncode == 2
+
+
+def test_random_byte_flips_never_crash_and_entry_edits_never_pass(unit, tmp_path):
+    """150 random one-byte changes: verify reports or refuses, never a traceback; an entry edit never passes."""
+    import random
+
+    from appliance.audit.verify_checks import ExportFormatError
+
+    key, path = unit
+    lines = path.read_bytes().split(b"\n")
+    rng = random.Random(4)
+    for _ in range(150):
+        row = rng.randrange(len(lines) - 1)
+        col = rng.randrange(len(lines[row]))
+        new = rng.choice(b'0123456789abcdef{}[]",: xyzAZ\\\xff')
+        if lines[row][col] == new:
+            continue
+        mutated = list(lines)
+        mutated[row] = lines[row][:col] + bytes([new]) + lines[row][col + 1:]
+        target = tmp_path / "flip.jsonl"
+        target.write_bytes(b"\n".join(mutated))
+        try:
+            verdict = verify_export(target, key.public_key())
+        except (ExportFormatError, heads.HeadError):
+            continue
+        inside_entry = lines[row].startswith(b'{"entry": "') and col < lines[row].index(b'", "proof"')
+        assert not (inside_entry and verdict.ok), f"line {row + 1} col {col} changed and still verified"

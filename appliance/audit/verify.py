@@ -103,7 +103,10 @@ class _Reader:
         if self.pending is not None:
             obj, self.pending = self.pending, None
             return obj
-        line = self.fh.readline()
+        try:
+            line = self.fh.readline()
+        except UnicodeDecodeError as exc:
+            raise ExportFormatError(f"{self.path}: line {self.line_no + 1} is not UTF-8: {exc}") from None
         if not line:
             return None
         self.line_no += 1

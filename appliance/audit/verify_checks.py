@@ -169,8 +169,8 @@ def check_entries(reader, header: dict, chain: Chain, log_id: str, verdict) -> a
     if obj is None:
         verdict.fail("end of file", f"the file stops after line {reader.line_no} without its end line: "
                                     "cut short")
-    elif obj["end"].get("entries") != len(seqs):
-        verdict.fail("end line", f"counts {obj['end'].get('entries')} entries, the file holds {len(seqs)}")
+    elif not isinstance(obj["end"], dict) or obj["end"].get("entries") != len(seqs):
+        verdict.fail("end line", f"does not count the {len(seqs)} entries the file holds")
     valid = [s for s in seqs if s >= 0]
     verdict.facts.update(entries=len(seqs), first_seq=min(valid, default=None),
                          last_seq=max(valid, default=None), recomputed_tree=recompute)
