@@ -114,3 +114,4 @@ def test_audit_commands_end_to_end(tmp_path, capsys):
     assert main(["audit", "status", "--config", str(config)]) == 0
     status = json.loads(capsys.readouterr().out)
     assert status["entries"] == 10 and status["uncovered"] == 0 and status["unit"] == "van-07"
+    assert status["last_head"]["reason"] == "export"

@@ -32,7 +32,7 @@ def _b64(hashes: list[bytes]) -> list[str]:
 
 def sign_export_head(db_path: Path, key: Ed25519PrivateKey, unit_id: str) -> None:
     """Cover every committed entry by a signed head (reason "export") before exporting."""
-    log = AuditLog.open(db_path, key, unit_id)
+    log = AuditLog.open(db_path, key, unit_id, recover=False)
     try:
         if log.status()["uncovered"]:
             log.sign_head("export")

@@ -121,20 +121,23 @@ class AuditLog:
     @classmethod
     def open(cls, db_path: str | Path, signing_key: Ed25519PrivateKey, unit_id: str,
              head_every_n: int = 1000, head_every_s: float = 60.0,
-             clock: Callable[[], float] = _time.monotonic) -> "AuditLog":
-        """Open (creating and migrating if needed) the log at ``db_path``; raise AuditError."""
+             clock: Callable[[], float] = _time.monotonic, recover: bool = True) -> "AuditLog":
+        """Open (creating and migrating if needed) the log at ``db_path``; raise AuditError.
+
+        With ``recover`` a head ("recovery") is signed over entries a crash left uncovered.
+        """
         try:
             db = connect(Path(db_path))
             migrate(db)
         except sqlite3.Error as exc:
             raise _error(exc, Path(db_path)) from None
         log = cls(db, Path(db_path), signing_key, unit_id, head_every_n, head_every_s, clock)
-        log._start()
+        log._start(recover)
         return log
 
     # --- opening -------------------------------------------------------------
 
-    def _start(self) -> None:
+    def _start(self, recover: bool) -> None:
         meta = read_meta(self._db)
         if meta and meta.get("log_id") != self.log_id:
             self._db.conn.close()
@@ -144,7 +147,7 @@ class AuditLog:
             self._load()
             if not meta:
                 self._create()
-            elif self._tree.size > self._last_head["tree_size"]:
+            elif recover and self._tree.size > self._last_head["tree_size"]:
                 self.sign_head("recovery")
 
     def _create(self) -> None:
