@@ -41,11 +41,16 @@ def stdout_sink(alert: Alert) -> None:
     print(json.dumps(alert.summary(), sort_keys=True), flush=True)
 
 
-def default_watchlist(cfg: Config, engine: FaceEngine) -> WatchlistProvider:
-    """The demo enrolment from [demo_watchlist], or no watchlist (no matching)."""
+def default_watchlist(cfg: Config, engine: FaceEngine, events: EventSink | None = None) -> WatchlistProvider:
+    """The demo enrolment from [demo_watchlist]; else, when [watchlist] trusts an authority, the
+    active signed deployment (docs/watchlist.md; None outside one, G10); else no watchlist."""
     if cfg.demo_watchlist.enrol:
         watchlist = enrol_plain(engine, cfg.demo_watchlist.enrol)
         return lambda: watchlist
+    if cfg.watchlist.trusted_authorities:
+        from .watchlist.deployment import open_deployment  # noqa: PLC0415
+
+        return open_deployment(cfg, engine.model_id, audit=events).current_watchlist
     return lambda: None
 
 
@@ -54,7 +59,7 @@ def run_pipeline(cfg: Config, alert_sinks: list[Callable[[Alert], None]] | None 
                  engine: FaceEngine | None = None, install_signals: bool = True) -> RunResult:
     """Run the configured source through the pipeline until it ends or a signal stops it."""
     engine = engine or FaceEngine.from_config(cfg)
-    provider = watchlist or default_watchlist(cfg, engine)
+    provider = watchlist or default_watchlist(cfg, engine, events)
     processor = FrameProcessor(cfg, engine, provider)
     source = capture.choose(cfg.capture.backend).open_source(cfg.capture)
     runner = Runner(processor, source, cfg.runner.queue_size,

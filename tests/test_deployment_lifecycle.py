@@ -7,7 +7,7 @@ from datetime import timedelta
 import numpy as np
 import pytest
 
-from appliance.errors import WatchlistError
+from appliance.errors import AuditError, WatchlistError
 from appliance.watchlist import container
 from appliance.watchlist.manifest import parse_time
 
@@ -155,3 +155,17 @@ def test_no_trusted_authority_means_no_start(unit, entries, tmp_path):
     with pytest.raises(WatchlistError, match="no trusted authority"):
         dep.start(path, "A")
     assert dep.records.active() is None
+
+
+def test_no_load_without_its_audit_entry(unit, entries, tmp_path):
+    """Fail closed: when the audit log refuses the load event, nothing is loaded or kept."""
+    def broken_audit(event, fields):
+        if event == "watchlist_load":
+            raise AuditError("audit log is full", fix="free space")
+
+    dep = unit.deployment()
+    dep.audit = broken_audit
+    with pytest.raises(AuditError):
+        dep.start(write_bundle(tmp_path, seal(unit, unit.authority_dir, entries)), "A")
+    assert dep.records.active() is None and dep.current_watchlist() is None
+    assert unit.keys.deployment_names() == [] and not list(dep.bundle_dir.glob("*"))

@@ -6,6 +6,7 @@ import shutil
 
 import pytest
 
+from appliance.audit.log import connect, iter_entries
 from appliance.authority import init_authority
 from appliance.keystore.file import FileKeyStore
 
@@ -61,3 +62,12 @@ def test_build_inspect_start_status_end(lfw, tmp_path):
     assert list((data / "watchlists").iterdir()) == [] and not list((data / "keys" / "deployments").iterdir())
     replay = run_cli("deployment", "start", "--bundle", str(bundle), "--location", "X", "--config", str(cfg))
     assert replay.returncode == 9 and "rollback refused" in replay.stderr and "Traceback" not in replay.stderr
+
+    db = connect(data / "audit.db", readonly=True)
+    entries = [json.loads(body) for _, body, _ in iter_entries(db)]
+    types = [e["type"] for e in entries]
+    assert types[types.index("deployment_start"):] == ["deployment_start", "watchlist_load", "deployment_end",
+                                                        "watchlist_purge", "watchlist_refused"]
+    load = next(e["payload"] for e in entries if e["type"] == "watchlist_load")
+    assert load["bundle_hash"] == shown["bundle_sha256"] and load["entry_count"] == report["accepted"]
+    assert "rollback" in entries[-1]["payload"]["reason"]

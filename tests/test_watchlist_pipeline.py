@@ -160,15 +160,19 @@ def test_no_plaintext_at_rest(engine, lfw, tmp_path):
     starter = unit.deployment()
     starter.start(bundle, "Station Rd")
     starter.close()
-    runner = unit.deployment(poll_seconds=0.1)
     strangers = [images[0] for images in people(lfw, 60)[45:48]]
     source = frames_folder(tmp_path / "frames", [enrolled[0][1], *strangers], repeat=3)
-    result = run_pipeline(replay_config(source, fps=0.0), alert_sinks=[], watchlist=runner.current_watchlist,
-                          engine=engine, install_signals=False)
+    cfg = replay_config(source, fps=0.0)
+    authority = (unit.authority_dir / "authority-ed25519.pub").read_text().strip()
+    cfg = cfg.model_copy(update={  # the way `appliance run` finds the deployment: config + data dir
+        "unit": cfg.unit.model_copy(update={"data_dir": str(unit.data_dir)}),
+        "watchlist": cfg.watchlist.model_copy(update={"trusted_authorities": [authority]})})
+    seen = []
+    result = run_pipeline(cfg, alert_sinks=[], engine=engine, install_signals=False,
+                          events=lambda kind, fields: seen.append(kind))
     assert result.error is None and result.counters["matches"] >= 1
+    assert "watchlist_load" in seen, "the run process loaded the deployment and audited it"
     unit.deployment().end("end of operation")
-    time.sleep(0.15)
-    assert runner.current_watchlist() is None
 
     roots = [unit.data_dir, tmp_path, Path(tempfile.gettempdir())]
     scanned = files_to_scan(roots, since=t0)

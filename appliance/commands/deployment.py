@@ -3,10 +3,14 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
+from ..audit.sink import open_audit_log
 from ..config import Config, load_config
-from ..watchlist.deployment import open_deployment
+from ..errors import AuditError
+from ..watchlist.deployment import Deployment, open_deployment
 
 
 def unit_model_id(cfg: Config) -> str:
@@ -16,22 +20,37 @@ def unit_model_id(cfg: Config) -> str:
     return FaceEngine.from_config(cfg).model_id
 
 
-def _deployment(args: argparse.Namespace, need_model: bool = False):
+@contextmanager
+def audited_deployment(args: argparse.Namespace, need_model: bool = False,
+                       purge_without_audit: bool = False) -> Iterator[Deployment]:
+    """The unit's Deployment writing to its audit log (closed, with a signed head, afterwards).
+
+    Start fails closed when the audit log cannot be opened. End and status still
+    purge without it (``purge_without_audit``), then report the audit error.
+    """
     cfg = load_config(args.config) if args.config else Config()
     model_id = unit_model_id(cfg) if need_model else ""
-    return open_deployment(cfg, model_id, audit=audit_sink(cfg))
-
-
-def audit_sink(cfg: Config):
-    """The unit's audit log as a ``(event, fields)`` callable, once the audit log exists; else None."""
-    return None
+    try:
+        log = open_audit_log(cfg)
+    except AuditError as exc:
+        if not purge_without_audit:
+            raise
+        deployment = open_deployment(cfg, model_id, audit=None)
+        yield deployment
+        deployment.close()
+        raise AuditError(f"the purge was done but could not be audited: {exc.message}", fix=exc.fix) from None
+    try:
+        deployment = open_deployment(cfg, model_id, audit=log.append)
+        yield deployment
+        deployment.close()
+    finally:
+        log.close()
 
 
 def cmd_start(args: argparse.Namespace) -> int:
     """Verify the bundle and make its deployment the active one."""
-    deployment = _deployment(args, need_model=True)
-    record = deployment.start(Path(args.bundle), args.location)
-    deployment.close()
+    with audited_deployment(args, need_model=True) as deployment:
+        record = deployment.start(Path(args.bundle), args.location)
     print(f"deployment {record.deployment_id} (bundle v{record.bundle_version}, {record.entry_count} entries) "
           f"active at {record.location!r} until {record.not_after}; authorised by {record.authorising_officer}")
     return 0
@@ -39,14 +58,17 @@ def cmd_start(args: argparse.Namespace) -> int:
 
 def cmd_end(args: argparse.Namespace) -> int:
     """End the active deployment and purge its watchlist."""
-    record = _deployment(args).end(args.reason)
+    with audited_deployment(args, purge_without_audit=True) as deployment:
+        record = deployment.end(args.reason)
     print(f"deployment {record.deployment_id} ended ({record.end_reason}); bundle copy and key destroyed")
     return 0
 
 
 def cmd_status(args: argparse.Namespace) -> int:
     """Print the active deployment (purging it first if its window is over)."""
-    print(json.dumps(_deployment(args).status(), indent=2, sort_keys=True))
+    with audited_deployment(args, purge_without_audit=True) as deployment:
+        status = deployment.status()
+    print(json.dumps(status, indent=2, sort_keys=True))
     return 0
 
 

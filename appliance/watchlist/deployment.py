@@ -94,7 +94,13 @@ class Deployment:
             except WatchlistError as exc:
                 self._refused(Path(bundle_path), exc)
                 raise
-            record = self._install(bundle, watchlist, resealed, key_name, location)
+            try:
+                record = self._install(bundle, watchlist, resealed, key_name, location)
+            except ApplianceError:  # e.g. AuditError: no load without its audit entry (fail closed)
+                watchlist.purge()
+                self.keystore.destroy_deployment_identity(key_name)
+                (self.bundle_dir / f"{key_name}{container.SUFFIX}").unlink(missing_ok=True)
+                raise
             self._adopt(record, watchlist)
             return record
 
