@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
@@ -36,6 +37,7 @@ log = logging.getLogger(__name__)
 Audit = Callable[[str, dict], None]
 Clock = Callable[[], datetime]
 BUNDLE_DIR = "watchlists"
+IN_USE_GRACE_S = 1.0
 
 
 def utc_now() -> datetime:
@@ -73,6 +75,7 @@ class Deployment:
         self._timer: threading.Timer | None = None
         self._next_poll = 0.0
         self._failed_record: int | None = None
+        self._last_call = 0.0
         self.sweep()
 
     # -- audit -------------------------------------------------------------------------------
@@ -157,6 +160,7 @@ class Deployment:
     def current_watchlist(self) -> Watchlist | None:
         """The active deployment's watchlist, or None (no matching). Safe to call every frame."""
         with self._lock:
+            self._last_call = time.monotonic()
             if self._loaded and self.clock() >= window_end(self._loaded[0]):
                 self._finish(self._loaded[0], "expired")
                 return None
@@ -199,16 +203,31 @@ class Deployment:
 
     def _adopt(self, record: DeploymentRecord, watchlist: Watchlist) -> None:
         self._loaded = (record, watchlist)
+        self._arm((window_end(record) - self.clock()).total_seconds())
+
+    def _arm(self, delay: float) -> None:
         self._cancel_timer()
-        delay = (window_end(record) - self.clock()).total_seconds()
         self._timer = threading.Timer(max(0.0, delay), self._on_timer)
         self._timer.daemon = True
         self._timer.start()
 
     def _on_timer(self) -> None:
+        """At not_after: purge, unless the pipeline is mid-frame right now.
+
+        A pipeline that called the provider within IN_USE_GRACE_S purges it itself
+        at its next call, between frames (the per-call window check), so a frame
+        never sees its watchlist emptied under it; the timer retries after the
+        grace and purges anyway if no call came (an idle or stalled pipeline).
+        """
         with self._lock:
-            if self._loaded and not self._expire_if_due():
-                self._adopt(*self._loaded)  # the clock said "not yet": re-arm
+            if not self._loaded:
+                return
+            left = (window_end(self._loaded[0]) - self.clock()).total_seconds()
+            in_use = time.monotonic() - self._last_call < IN_USE_GRACE_S
+            if left > 0 or in_use:
+                self._arm(left if left > 0 else IN_USE_GRACE_S)
+                return
+            self._finish(self._loaded[0], "expired")
 
     # -- end, expiry, purge ---------------------------------------------------------------------
     def _expire_if_due(self) -> bool:
