@@ -20,9 +20,11 @@ def test_row_leaves_only_when_delivered(outbox):
     assert [r.alert_id for r in outbox.due(T0, 10, set())] == ["a1"]
     assert outbox.due(T0, 10, {"a1"}) == []
     assert outbox.state("a1") == "pending" and outbox.pending_count() == 1
-    assert outbox.delivered("a1", T0 + 1)
+    outbox.attempted(["a1"])
+    assert outbox.due(T0, 10, set())[0].attempts == 1
+    assert outbox.delivered(["a1"], T0 + 1) == 1
     assert outbox.pending_count() == 0 and outbox.state("a1") == "delivered"
-    assert not outbox.delivered("a1", T0 + 2)  # a duplicate PUBACK changes nothing
+    assert outbox.delivered(["a1"], T0 + 2) == 0  # a duplicate PUBACK changes nothing
 
 
 def test_same_alert_id_is_not_queued_twice(outbox):

@@ -69,6 +69,10 @@ class Outbox:
 
     def _write(self, sql_params: list[tuple[str, tuple]]) -> int:
         """Run statements in one IMMEDIATE transaction; return the first statement's rowcount."""
+        return self._write_counts(sql_params)[0]
+
+    def _write_counts(self, sql_params: list[tuple[str, tuple]]) -> list[int]:
+        """Run statements in one IMMEDIATE transaction; return every statement's rowcount."""
         with self._lock:
             try:
                 self._db.execute("BEGIN IMMEDIATE")
@@ -79,7 +83,7 @@ class Outbox:
                     self._db.execute("ROLLBACK")
                 raise PublishError(f"alert outbox write failed: {exc}",
                                    fix="check the disk; alerts are kept until this is fixed") from None
-        return counts[0]
+        return counts
 
     def _read(self, sql: str, params: tuple = ()) -> list[tuple]:
         with self._lock:
@@ -101,17 +105,25 @@ class Outbox:
                           "WHERE next_attempt <= ? ORDER BY created LIMIT ?", (now, limit + len(exclude)))
         return [OutboxRow(*r) for r in rows if r[0] not in exclude][:limit]
 
-    def attempted(self, alert_id: str) -> None:
-        """Count one hand-over of the alert to the MQTT client."""
-        self._write([("UPDATE mqtt_outbox SET attempts = attempts + 1 WHERE alert_id = ?", (alert_id,))])
+    def attempted(self, alert_ids: list[str]) -> None:
+        """Count one hand-over to the MQTT client for each alert id (one transaction)."""
+        if alert_ids:
+            self._write([("UPDATE mqtt_outbox SET attempts = attempts + 1 WHERE alert_id = ?", (aid,))
+                         for aid in alert_ids])
 
-    def delivered(self, alert_id: str, now: float) -> bool:
-        """The broker acknowledged the alert: delete its row (and images); False if none was pending."""
-        return self._write([
-            ("DELETE FROM mqtt_outbox WHERE alert_id = ?", (alert_id,)),
-            ("UPDATE mqtt_alert_log SET state = 'delivered', settled = ? WHERE alert_id = ? "
-             "AND state = 'pending'", (now, alert_id)),
-        ]) == 1
+    def delivered(self, alert_ids: list[str], now: float) -> int:
+        """The broker acknowledged these alerts: delete their rows (and images) in one transaction.
+
+        Returns how many were still pending (a repeated PUBACK changes nothing).
+        """
+        if not alert_ids:
+            return 0
+        statements = []
+        for aid in alert_ids:
+            statements += [("DELETE FROM mqtt_outbox WHERE alert_id = ?", (aid,)),
+                           ("UPDATE mqtt_alert_log SET state = 'delivered', settled = ? WHERE alert_id = ? "
+                            "AND state = 'pending'", (now, aid))]
+        return self._write_counts(statements)[::2].count(1)
 
     def refused(self, alert_id: str, error: str, retry_at: float) -> None:
         """The broker refused the alert (e.g. not authorised): keep it, retry no sooner than retry_at."""

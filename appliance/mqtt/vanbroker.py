@@ -23,6 +23,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from ..errors import PublishError
+from .publisher import no_delay
 
 REPO = Path(__file__).resolve().parents[2]
 CONF = REPO / "deploy" / "mosquitto" / "mosquitto.conf"
@@ -122,6 +123,7 @@ def _accepts(port: int) -> bool:
 def tls_client(certs: Path, identity: str | None, client_id: str) -> mqtt.Client:
     """A paho v2 / MQTT v5 client trusting the van CA, with ``identity``'s certificate (or none)."""
     client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
+    client.on_socket_open = no_delay
     kwargs = {} if identity is None else {"certfile": str(certs / f"{identity}.crt"),
                                           "keyfile": str(certs / f"{identity}.key")}
     client.tls_set(ca_certs=str(certs / "ca.crt"), tls_version=ssl.PROTOCOL_TLS_CLIENT, **kwargs)
