@@ -32,6 +32,7 @@ from .topics import topic
 
 log = logging.getLogger(__name__)
 
+OUTBOX_FILE = "outbox.db"
 TICK_S = 0.5
 EXPIRE_EVERY_S = 5.0
 
@@ -99,12 +100,14 @@ class AlertPublisher:
         self._pump = threading.Thread(target=self._run, name=f"mqtt-outbox-{unit}", daemon=True)
 
     @classmethod
-    def open(cls, cfg: Config, keystore, db_path: str | Path, **callbacks) -> "AlertPublisher":
+    def open(cls, cfg: Config, keystore, db_path: str | Path | None = None, **callbacks) -> "AlertPublisher":
         """Open the outbox in ``db_path``, connect to the broker in the background, start publishing.
 
-        ``keystore`` provides the unit's Ed25519 signing key. Keyword callbacks: on_expired(row),
-        on_adjudication(dict), on_adjudication_rejected(Verdict). The broker need not be up.
+        ``db_path`` defaults to <[unit] data_dir>/outbox.db. ``keystore`` provides the unit's
+        Ed25519 signing key. Keyword callbacks: on_expired(row), on_adjudication(dict),
+        on_adjudication_rejected(Verdict). The broker need not be up.
         """
+        db_path = db_path or resolve(cfg.unit.data_dir) / OUTBOX_FILE
         signer = Signer(cfg.unit.id, keystore.signing_key())
         publisher = cls(cfg.unit.id, cfg.mqtt, signer, Outbox(db_path), **callbacks)
         publisher.start()
