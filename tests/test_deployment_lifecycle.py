@@ -169,3 +169,28 @@ def test_no_load_without_its_audit_entry(unit, entries, tmp_path):
         dep.start(write_bundle(tmp_path, seal(unit, unit.authority_dir, entries)), "A")
     assert dep.records.active() is None and dep.current_watchlist() is None
     assert unit.keys.deployment_names() == [] and not list(dep.bundle_dir.glob("*"))
+
+
+def test_two_concurrent_starts_leave_exactly_one_active(unit, entries, tmp_path):
+    """Two operators start at once (separate Deployment objects, as separate processes): one wins."""
+    import threading
+
+    bundles = [write_bundle(tmp_path, seal(unit, unit.authority_dir, entries, deployment_id=f"OP-{i}"),
+                            f"op{i}.lfrwl") for i in range(2)]
+    outcomes = []
+
+    def start(path):
+        try:
+            outcomes.append(unit.deployment().start(path, "A").deployment_id)
+        except WatchlistError as exc:
+            outcomes.append(exc.message)
+
+    threads = [threading.Thread(target=start, args=(b,)) for b in bundles]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    winners = [o for o in outcomes if o in ("OP-0", "OP-1")]
+    assert len(winners) == 1 and any("already active" in o for o in outcomes)
+    assert unit.keys.deployment_names() == [f"{winners[0]}-v1"]
+    assert [p.name for p in (unit.data_dir / "watchlists").iterdir()] == [f"{winners[0]}-v1.lfrwl"]

@@ -17,12 +17,15 @@ deletes the copy, so a stray copy on flash stays unreadable (crypto-shredding).
 """
 from __future__ import annotations
 
+import fcntl
 import logging
 import os
 import threading
 import time
 from datetime import datetime, timezone
 from pathlib import Path
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Callable
 
 from ..errors import ApplianceError, WatchlistError
@@ -38,11 +41,24 @@ Audit = Callable[[str, dict], None]
 Clock = Callable[[], datetime]
 BUNDLE_DIR = "watchlists"
 IN_USE_GRACE_S = 1.0
+LOCK_FILE = "deployment.lock"
 
 
 def utc_now() -> datetime:
     """The current time, timezone-aware UTC."""
     return datetime.now(timezone.utc)
+
+
+@contextmanager
+def unit_lock(data_dir: Path) -> Iterator[None]:
+    """Exclusive lock across processes for start, end and sweep (never held while matching)."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    with open(data_dir / LOCK_FILE, "a+b") as fh:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
 
 
 def _write_atomic(path: Path, *parts: bytes) -> None:
@@ -86,7 +102,7 @@ class Deployment:
     # -- start ---------------------------------------------------------------------------------
     def start(self, bundle_path: Path, location: str) -> DeploymentRecord:
         """Verify a bundle, record the deployment as active and hold its watchlist in memory."""
-        with self._lock:
+        with self._lock, unit_lock(self.data_dir):
             self._expire_if_due()
             active = self.records.active()
             if active is not None:
@@ -121,7 +137,7 @@ class Deployment:
                 f"newer than version {highest} already used on this unit (rollback refused)",
                 fix="ask the back office for a bundle with a higher bundle version")
         key_name = f"{manifest.deployment_id}-v{manifest.bundle_version}"
-        self.keystore.destroy_deployment_identity(key_name)  # a leftover of a failed start, never in use
+        self.keystore.destroy_deployment_identity(key_name)  # a crashed start's leftover (we hold the lock)
         recipient = self.keystore.create_deployment_identity(key_name)
         try:
             watchlist, resealed = open_payload(bundle, [self.keystore.age_identity()], reseal=recipient)
@@ -240,7 +256,7 @@ class Deployment:
 
     def end(self, reason: str = "ended by operator") -> DeploymentRecord:
         """End the active deployment now and purge its watchlist everywhere on this unit."""
-        with self._lock:
+        with self._lock, unit_lock(self.data_dir):
             record = self.records.active()
             if record is None:
                 raise WatchlistError("no deployment is active", fix="check `appliance deployment status`")
@@ -281,7 +297,7 @@ class Deployment:
 
     def sweep(self) -> list[str]:
         """Delete copies and keys no active deployment needs (after a crash mid-purge); return them."""
-        with self._lock:
+        with self._lock, unit_lock(self.data_dir):
             active = self.records.active()
             keep = {active.key_name} if active else set()
             removed = [n for n in self.keystore.deployment_names()

@@ -14,6 +14,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..errors import WatchlistError
+
 DB_NAME = "appliance.db"
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS watchlist_deployments (
@@ -107,11 +109,15 @@ class DeploymentRecords:
     def insert_active(self, fields: dict) -> DeploymentRecord:
         """Record a started deployment; the UNIQUE(active) column refuses a second active one."""
         names = [c for c in COLUMNS if c not in ("id", "ended_at", "end_reason")]
-        with self._connect() as db:
-            cur = db.execute(
-                f"INSERT INTO watchlist_deployments ({', '.join(names)}, active) "
-                f"VALUES ({', '.join('?' for _ in names)}, 1)", tuple(fields[n] for n in names))
-            row_id = cur.lastrowid
+        try:
+            with self._connect() as db:
+                cur = db.execute(
+                    f"INSERT INTO watchlist_deployments ({', '.join(names)}, active) "
+                    f"VALUES ({', '.join('?' for _ in names)}, 1)", tuple(fields[n] for n in names))
+                row_id = cur.lastrowid
+        except sqlite3.IntegrityError:
+            raise WatchlistError("another deployment became active, or this bundle version was used, "
+                                 "while this one was being started", fix="check `appliance deployment status`") from None
         return self._select("WHERE id = ?", (row_id,))[0]
 
     def mark_ended(self, row_id: int, ended_at: str, reason: str) -> bool:
