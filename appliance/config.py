@@ -57,6 +57,8 @@ class DetectConfig(Section):
                                   description="edges of the square tiles covering the frame, px")
     tile_overlap: float = Field(0.25, ge=0.0, le=0.5)
     whole_frame: bool = True
+    fine_every: int = Field(3, ge=1, le=30, description="search the finest tiles once in N frames each")
+    focus_tracks: bool = Field(True, description="short-range search around every live track")
 
     @model_validator(mode="after")
     def _tiles(self) -> "DetectConfig":
@@ -87,6 +89,7 @@ class MatchConfig(Section):
     threshold: float = Field(0.55, ge=-1.0, le=1.0)
     threshold_floor: float = Field(0.45, ge=-1.0, le=1.0)
     hits_needed: int = Field(2, ge=1, le=50, description="N of the last M good frames")
+    embed_every: int = Field(1, ge=1, le=30, description="embed a track's face once in N frames")
     window: int = Field(5, ge=1, le=100, description="M, the last good frames considered")
 
     @model_validator(mode="after")

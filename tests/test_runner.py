@@ -23,10 +23,13 @@ class SlowProcessor:
         self.counters: Counter = Counter()
         self.seen: list[int] = []
 
-    def process(self, frame):
+    def analyse(self, frame):
         time.sleep(0.05)
         self.seen.append(frame.seq)
         self.counters["frames"] += 1
+        return frame
+
+    def finish(self, frame):
         return []
 
 

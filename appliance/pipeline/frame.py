@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
+from dataclasses import dataclass
 from typing import Callable
 
 import cv2
@@ -20,11 +21,19 @@ from ..vision.engine import Face, FaceEngine, thumbnail
 from .alert import Alert
 from .decide import decide, record
 from .match import Watchlist
-from .track import Tracker
+from .track import Track, Tracker
 
 log = logging.getLogger(__name__)
 
 WatchlistProvider = Callable[[], "Watchlist | None"]
+
+
+@dataclass
+class Analysed:
+    """A frame after stage one: the faces chosen for embedding, with their tracks."""
+
+    frame: Frame
+    chosen: list[tuple[Face, Track]]
 
 
 class FrameProcessor:
@@ -40,37 +49,55 @@ class FrameProcessor:
 
     def process(self, frame: Frame) -> list[Alert]:
         """Process one frame; return the alerts it completes."""
-        faces = self.engine.faces(frame.image)
+        return self.finish(self.analyse(frame))
+
+    def analyse(self, frame: Frame) -> "Analysed":
+        """Stage one: detect, gate, align and track; choose which faces to embed."""
+        focus = self.tracker.predictions(frame.seq) if self.cfg.detect.focus_tracks else ()
+        faces = self.engine.analyse(frame.image, frame.seq, focus)
         # counts only: never a box, crop or vector of a face that may not match
         log.debug("frame %d: %d face(s), %d passed the quality gate", frame.seq, len(faces),
                   sum(f.reject is None for f in faces))
         with self.engine.times.stage("track"):
             tracks = self.tracker.update(frame.seq, [f.det.box for f in faces])
-        with self.engine.times.stage("match_decide"):
-            return self._match(frame, faces, tracks)
-
-    def _match(self, frame: Frame, faces: list[Face], tracks: list) -> list[Alert]:
-        watchlist = self.watchlist()
         self.counters["frames"] += 1
         self.counters["faces_seen"] += len(faces)
-        alerts = []
-        good = [(f, t) for f, t in zip(faces, tracks) if f.reject is None]
         for face in faces:
             if face.reject:
                 self.counters[f"quality_reject_{face.reject}"] += 1
+        chosen = [(f, t) for f, t in zip(faces, tracks) if f.reject is None and self._due(t, frame.seq)]
+        for _, track in chosen:
+            track.last_embedded = frame.seq
+        return Analysed(frame, chosen)
+
+    def _due(self, track: Track, seq: int) -> bool:
+        # a track that has alerted needs no more matching; others are embedded every N frames
+        return not track.alerted and seq - track.last_embedded >= self.cfg.match.embed_every
+
+    def finish(self, analysed: "Analysed") -> list[Alert]:
+        """Stage two: embed the chosen faces, match them, decide; return completed alerts."""
+        watchlist = self.watchlist()
         if watchlist is None or len(watchlist) == 0:
-            self.counters["faces_unmatched_no_watchlist"] += len(good)
+            self.counters["faces_unmatched_no_watchlist"] += len(analysed.chosen)
             return []
         if watchlist.model_id != self.engine.model_id:
             raise WatchlistError(
                 f"watchlist was built for model {watchlist.model_id}, this unit runs {self.engine.model_id}",
                 fix="rebuild the watchlist bundle with the unit's model")
-        if good:
-            best, scores = watchlist.top1(np.stack([f.embedding for f, _ in good]))
-            for (face, track), idx, score in zip(good, best, scores):
-                alert = self._update_track(frame, face, track, watchlist, int(idx), float(score))
-                if alert:
-                    alerts.append(alert)
+        if not analysed.chosen:
+            return []
+        with self.engine.times.stage("embed"):
+            self.engine.embed_faces([f for f, _ in analysed.chosen])
+        with self.engine.times.stage("match_decide"):
+            return self._match(analysed, watchlist)
+
+    def _match(self, analysed: "Analysed", watchlist: Watchlist) -> list[Alert]:
+        alerts = []
+        best, scores = watchlist.top1(np.stack([f.embedding for f, _ in analysed.chosen]))
+        for (face, track), idx, score in zip(analysed.chosen, best, scores):
+            alert = self._update_track(analysed.frame, face, track, watchlist, int(idx), float(score))
+            if alert:
+                alerts.append(alert)
         return alerts
 
     def _update_track(self, frame: Frame, face: Face, track, watchlist: Watchlist,

@@ -1,4 +1,9 @@
-"""The runner: a capture thread and a processing thread joined by a latest-frame-wins queue.
+"""The runner: capture, analyse and finish threads joined by bounded queues.
+
+The capture thread feeds a latest-frame-wins queue; the analyse thread detects,
+gates, aligns and tracks (FrameProcessor.analyse); the calling thread embeds,
+matches and decides (FrameProcessor.finish). The two inference stages overlap,
+one frame apart, on the two cores; the queue between them holds two frames.
 
 Under overload the newest frame wins and every dropped frame is counted (a
 live camera or a paced replay); an unpaced replay (fps = 0, "as fast as
@@ -24,7 +29,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Callable
 
-from ..capture.base import Frame, FrameSource
+from ..capture.base import FrameSource
 from ..errors import ApplianceError, AuditError
 from .alert import Alert
 from .frame import FrameProcessor
@@ -64,6 +69,7 @@ class LatestFrameQueue:
 
 
 _END = object()
+ANALYSED_QUEUE = 2
 
 
 @dataclass
@@ -85,6 +91,7 @@ class Runner:
         self.processor = processor
         self.source = source
         self.frames = LatestFrameQueue(queue_size)
+        self.analysed: queue.Queue = queue.Queue(ANALYSED_QUEUE)
         self.alert_sinks = alert_sinks or []
         self.events = events or (lambda kind, payload: None)
         self.counters_every_s = counters_every_s
@@ -102,11 +109,14 @@ class Runner:
             signal.signal(signal.SIGINT, self.stop)
             signal.signal(signal.SIGTERM, self.stop)
         with self.source:
-            capture = threading.Thread(target=self._capture, name="capture", daemon=True)
-            capture.start()
+            threads = [threading.Thread(target=self._capture, name="capture", daemon=True),
+                       threading.Thread(target=self._analyse, name="analyse", daemon=True)]
+            for thread in threads:
+                thread.start()
             self._process()
             self.stop()
-            capture.join(timeout=5)
+            for thread in threads:
+                thread.join(timeout=5)
         self._finish()
         return self.result
 
@@ -123,35 +133,73 @@ class Runner:
         finally:
             self.frames.put(_END, block=True)
 
+    def _analyse(self) -> None:
+        try:
+            while True:
+                try:
+                    item = self.frames.get(timeout=0.5)
+                except queue.Empty:
+                    if self.stop_event.is_set():
+                        return
+                    continue
+                if item is _END or self.result.error:
+                    return
+                self._put_analysed(self._guarded(self.processor.analyse, item))
+        finally:
+            self._put_analysed(_END)
+
+    def _put_analysed(self, item: object) -> None:
+        while not self.stop_event.is_set() or item is _END:
+            try:
+                self.analysed.put(item, timeout=0.5)
+                return
+            except queue.Full:
+                if item is _END:
+                    self._drain_one()
+
+    def _drain_one(self) -> None:
+        try:
+            self.analysed.get_nowait()
+        except queue.Empty:
+            pass
+
     def _process(self) -> None:
         last_counters = time.monotonic()
         while True:
             try:
-                item = self.frames.get(timeout=0.5)
+                item = self.analysed.get(timeout=0.5)
             except queue.Empty:
                 if self.stop_event.is_set():
                     return
                 continue
             if item is _END or self.result.error:
                 return
-            self._handle(item)
+            if item is not None:
+                self._handle(item)
             if time.monotonic() - last_counters >= self.counters_every_s:
                 self._event("counters", self.counters())
                 last_counters = time.monotonic()
 
-    def _handle(self, frame: Frame) -> None:
+    def _guarded(self, stage: Callable, item: object) -> object:
+        """Run one stage; a typed error stops the run (recorded, and reported as a fault)."""
         try:
-            alerts = self.processor.process(frame)
-            for alert in alerts:
-                self._emit(alert)
+            return stage(item)
         except AuditError as exc:
-            # fail closed: no audit entry, no alert, no more matching
-            self.result.error = exc
+            self.result.error = self.result.error or exc
             self.stop()
         except ApplianceError as exc:
-            self.result.error = exc
+            self.result.error = self.result.error or exc
             self._event("fault", {"kind": type(exc).__name__, "message": exc.message})
             self.stop()
+        return None
+
+    def _handle(self, analysed: object) -> None:
+        self._guarded(self._finish_frame, analysed)
+
+    def _finish_frame(self, analysed: object) -> None:
+        # an AuditError from the first sink means no audit entry: fail closed, nothing leaves
+        for alert in self.processor.finish(analysed):
+            self._emit(alert)
 
     def _event(self, kind: str, payload: dict) -> None:
         """Pass an event to the hook; if the audit log cannot take it, stop matching (fail closed)."""

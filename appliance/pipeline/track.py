@@ -37,6 +37,7 @@ class Track:
     alerted: set[int] = field(default_factory=set)
     frames: int = 0
     velocity: np.ndarray = field(default_factory=lambda: np.zeros(2, np.float32))
+    last_embedded: int = -(10 ** 9)
 
     def predicted(self, seq: int) -> np.ndarray:
         """The box moved on by the track's velocity to frame ``seq`` (constant-velocity model)."""
@@ -108,6 +109,10 @@ class Tracker:
         track = Track(next(self._ids), np.asarray(box, np.float32), seq, deque(maxlen=self.window))
         self.tracks[track.track_id] = track
         return track
+
+    def predictions(self, seq: int, recent: int = 3) -> list[np.ndarray]:
+        """Predicted boxes at ``seq`` of the tracks seen in the last ``recent`` frames."""
+        return [t.predicted(seq) for t in self.tracks.values() if seq - t.last_seq <= recent]
 
     def _expire(self, seq: int) -> None:
         for tid in [tid for tid, t in self.tracks.items() if seq - t.last_seq > self.max_missed]:

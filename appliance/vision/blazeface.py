@@ -44,7 +44,7 @@ def decode(raw_boxes: np.ndarray, raw_scores: np.ndarray, anchors: np.ndarray,
 
     Only anchors scoring at least ``min_score`` are decoded.
     """
-    logits = np.clip(raw_scores.reshape(-1), -100.0, 100.0)
+    logits = np.clip(raw_scores.reshape(-1), -80.0, 80.0)  # float32 exp overflows past ~88
     scores = 1.0 / (1.0 + np.exp(-logits))
     keep = np.flatnonzero(scores >= min_score)
     raw = raw_boxes.reshape(-1, 16)[keep] / input_size

@@ -18,6 +18,7 @@ from .blazeface import FULL_RANGE, SHORT_RANGE, AnchorSpec, decode, make_anchors
 
 SPECS = {"blazeface-full": FULL_RANGE, "blazeface-short": SHORT_RANGE}
 EDGE_MARGIN = 0.01  # fraction of a tile: a box this close to an inner edge is cut
+FOCUS_SCALE = 2.5  # focus window edge / face size: the face fills ~40%, as short-range expects
 
 
 @dataclass
@@ -85,34 +86,80 @@ def _cut_by_inner_edge(box: np.ndarray, region: Region) -> bool:
                 or (right and box[2] > 1 - m) or (bottom and box[3] > 1 - m))
 
 
-class FaceDetector:
-    """BlazeFace over a tile pyramid; returns merged detections in frame pixels."""
+@dataclass(frozen=True)
+class Net:
+    """One BlazeFace variant on a backend, with its anchors."""
 
-    def __init__(self, model: Model, variant: str, score_threshold: float, nms_iou: float,
-                 tile_sizes: tuple[int, ...], tile_overlap: float, whole_frame: bool) -> None:
-        self.model = model
-        self.spec: AnchorSpec = SPECS[variant]
-        self.anchors = make_anchors(self.spec)
+    model: Model
+    spec: AnchorSpec
+    anchors: np.ndarray
+
+    @classmethod
+    def of(cls, model: Model, variant: str) -> "Net":
+        """Wrap a loaded model of ``variant`` (a key of SPECS)."""
+        return cls(model, SPECS[variant], make_anchors(SPECS[variant]))
+
+
+def focus_region(box: np.ndarray, width: int, height: int) -> Region:
+    """A square window around a predicted face box, the face filling about 40% of it."""
+    side = float(max(box[2] - box[0], box[3] - box[1]))
+    size = int(min(max(FOCUS_SCALE * side, 64), min(width, height)))
+    cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
+    x = int(min(max(cx - size / 2, 0), width - size))
+    y = int(min(max(cy - size / 2, 0), height - size))
+    return Region(x, y, size, (x > 0, y > 0, x + size < width, y + size < height))
+
+
+class FaceDetector:
+    """BlazeFace over a tile pyramid; returns merged detections in frame pixels.
+
+    On a single image every window is searched. In a stream (``seq`` given) the
+    coarse windows (whole frame and the larger tiles) are searched every frame,
+    the finest tiles in turn, one in ``fine_every`` frames each, and every live
+    track gets a small focus window around its predicted box, searched by the
+    short-range model when one is given. New small faces are thus found within
+    ``fine_every`` frames, and known faces are followed cheaply in every frame.
+    """
+
+    def __init__(self, net: Net, score_threshold: float, nms_iou: float, tile_sizes: tuple[int, ...],
+                 tile_overlap: float, whole_frame: bool, fine_every: int = 1,
+                 focus_net: Net | None = None) -> None:
+        self.net = net
+        self.focus_net = focus_net or net
         self.score_threshold = score_threshold
         self.nms_iou = nms_iou
         self.tile_sizes = tile_sizes
         self.tile_overlap = tile_overlap
         self.whole_frame = whole_frame
+        self.fine_every = fine_every
 
-    def detect(self, frame: np.ndarray) -> list[Detection]:
-        """Find faces in a BGR frame."""
+    def detect(self, frame: np.ndarray, seq: int | None = None,
+               focus: list[np.ndarray] | tuple = ()) -> list[Detection]:
+        """Find faces in a BGR frame (all windows when ``seq`` is None)."""
         h, w = frame.shape[:2]
-        regions = plan_regions(w, h, self.tile_sizes, self.tile_overlap, self.whole_frame)
         found: list[Detection] = []
-        for region in regions:
+        for region in self.windows(w, h, seq):
             found.extend(self.detect_region(frame, region))
+        for box in focus:
+            found.extend(self.detect_region(frame, focus_region(box, w, h), self.focus_net))
         return self._merge(found)
 
-    def detect_region(self, frame: np.ndarray, region: Region) -> list[Detection]:
-        """Run the model on one window and map its detections to frame pixels."""
-        raw_boxes, raw_scores = self.model.run(_window(frame, region, self.spec.input_size))
-        boxes, scores, kps = decode(raw_boxes[0], raw_scores[0], self.anchors,
-                                    self.spec.input_size, self.score_threshold)
+    def windows(self, width: int, height: int, seq: int | None) -> list[Region]:
+        """The full-range windows to search in frame ``seq`` (all of them when seq is None)."""
+        regions = plan_regions(width, height, self.tile_sizes, self.tile_overlap, self.whole_frame)
+        if seq is None or self.fine_every <= 1 or len(self.tile_sizes) < 2:
+            return regions
+        finest = min(self.tile_sizes)
+        fine = [r for r in regions if r.size == finest and r.size < max(width, height)]
+        coarse = [r for r in regions if r not in fine]
+        return coarse + [r for i, r in enumerate(fine) if i % self.fine_every == seq % self.fine_every]
+
+    def detect_region(self, frame: np.ndarray, region: Region, net: Net | None = None) -> list[Detection]:
+        """Run a model on one window and map its detections to frame pixels."""
+        net = net or self.net
+        raw_boxes, raw_scores = net.model.run(_window(frame, region, net.spec.input_size))
+        boxes, scores, kps = decode(raw_boxes[0], raw_scores[0], net.anchors,
+                                    net.spec.input_size, self.score_threshold)
         out = []
         for box, score, kp in zip(boxes, scores, kps):
             if _cut_by_inner_edge(box, region):

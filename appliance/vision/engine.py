@@ -18,11 +18,12 @@ from ..errors import ApplianceError, InputError
 from ..modelstore import load_manifest
 from ..timing import StageTimes
 from .align import align
-from .detect import Detection, FaceDetector
+from .detect import Detection, FaceDetector, Net
 from .embed import Embedder
 from .quality import QualityGate
 
 EMBEDDER = "mobilefacenet"
+FOCUS_MODEL = "blazeface-short"
 THUMBNAIL_PX = 96
 
 
@@ -93,9 +94,12 @@ class FaceEngine:
         backend = inference.choose(cfg.inference.backend)
         models_dir = resolve(cfg.inference.models_dir)
         d = cfg.detect
-        det_model = backend.open_model(d.model, models_dir, cfg.inference.threads)
-        detector = FaceDetector(det_model, d.model, d.score_threshold, d.nms_iou,
-                                tuple(d.tile_sizes), d.tile_overlap, d.whole_frame)
+        net = Net.of(backend.open_model(d.model, models_dir, cfg.inference.threads), d.model)
+        focus = None
+        if d.focus_tracks and d.model != FOCUS_MODEL:
+            focus = Net.of(backend.open_model(FOCUS_MODEL, models_dir, cfg.inference.threads), FOCUS_MODEL)
+        detector = FaceDetector(net, d.score_threshold, d.nms_iou, tuple(d.tile_sizes), d.tile_overlap,
+                                d.whole_frame, d.fine_every, focus)
         emb_model = backend.open_model(EMBEDDER, models_dir, cfg.inference.threads)
         embedder = Embedder(emb_model, load_manifest()[EMBEDDER].model_id)
         return cls(detector, embedder, QualityGate(cfg.quality))
@@ -107,17 +111,26 @@ class FaceEngine:
 
     def faces(self, frame: np.ndarray) -> list[Face]:
         """Detect, gate, align and embed every face in a frame (rejected faces get no embedding)."""
+        faces = self.analyse(frame)
+        with self.times.stage("embed"):
+            self.embed_faces([f for f in faces if f.reject is None])
+        return faces
+
+    def analyse(self, frame: np.ndarray, seq: int | None = None, focus: list | tuple = ()) -> list[Face]:
+        """Detect, align and gate the faces of a frame, without embedding them.
+
+        ``seq`` and ``focus`` (predicted track boxes) select the stream search plan
+        of :meth:`FaceDetector.detect`; without them the whole frame is searched.
+        """
         frame = as_bgr(frame)
         with self.times.stage("detect"):
-            dets = self.detector.detect(frame)
+            dets = self.detector.detect(frame, seq, focus)
         faces = []
         with self.times.stage("align_quality"):
             for det in dets:
                 aligned = align(frame, det.keypoints)
                 reason, quality = self.gate.check(det, aligned)
                 faces.append(Face(det, quality, reason, aligned if reason is None else None))
-        with self.times.stage("embed"):
-            self.embed_faces([f for f in faces if f.reject is None])
         return faces
 
     def embed_faces(self, faces: list[Face]) -> None:
