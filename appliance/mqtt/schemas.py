@@ -49,7 +49,7 @@ ALERT = _envelope("alert", "Alert: a watchlist match decided on one track", {
     "camera": {"type": "string", "pattern": r"^[A-Za-z0-9_-]{1,32}$"},
     "deployment_id": _text(64),
     "subject_ref": _text(128),
-    "category": _text(64),
+    "category": {**_text(64, 0), "description": "offence/category from the watchlist entry (G4)"},
     "reference_jpeg": {"type": "string", "pattern": JPEG_B64_OR_EMPTY, "maxLength": MAX_JPEG_B64,
                        "description": "watchlist reference thumbnail, JPEG, base64; empty only when "
                                       "the watchlist entry has none"},
