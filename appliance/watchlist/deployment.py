@@ -26,7 +26,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Callable
+from typing import Callable, Protocol
 
 from ..errors import ApplianceError, WatchlistError
 from ..pipeline.match import Watchlist
@@ -47,6 +47,34 @@ LOCK_FILE = "deployment.lock"
 def utc_now() -> datetime:
     """The current time, timezone-aware UTC."""
     return datetime.now(timezone.utc)
+
+
+class DeploymentKeyStore(Protocol):
+    """What the lifecycle needs from the key store (the file backend now; TPM2 later)."""
+
+    def age_identity(self) -> str:
+        """The unit's age identity (decrypts bundles addressed to the unit)."""
+        ...
+
+    def age_recipient(self) -> str:
+        """The unit's age recipient."""
+        ...
+
+    def create_deployment_identity(self, name: str) -> str:
+        """Create a per-deployment key; return its recipient."""
+        ...
+
+    def deployment_identity(self, name: str) -> str:
+        """The per-deployment identity."""
+        ...
+
+    def destroy_deployment_identity(self, name: str) -> bool:
+        """Overwrite and delete a per-deployment key."""
+        ...
+
+    def deployment_names(self) -> list[str]:
+        """Names of the per-deployment keys present."""
+        ...
 
 
 @contextmanager
@@ -75,7 +103,7 @@ def _write_atomic(path: Path, *parts: bytes) -> None:
 class Deployment:
     """One unit's deployments: at most one active, its watchlist only in this process's memory."""
 
-    def __init__(self, data_dir: Path, keystore, trust: UnitTrust, *, max_bundle_bytes: int,
+    def __init__(self, data_dir: Path, keystore: DeploymentKeyStore, trust: UnitTrust, *, max_bundle_bytes: int,
                  audit: Audit | None = None, clock: Clock = utc_now, poll_seconds: float = 1.0) -> None:
         self.data_dir = Path(data_dir)
         self.keystore = keystore
@@ -123,7 +151,7 @@ class Deployment:
             self._adopt(record, watchlist)
             return record
 
-    def _verify_new(self, path: Path):
+    def _verify_new(self, path: Path) -> tuple[container.Bundle, Watchlist, bytes, str]:
         if not self.trust.authorities:
             raise WatchlistError("no trusted authority keys are configured, so no bundle can be accepted",
                                  fix="add the authority's key to [watchlist] trusted_authorities")
