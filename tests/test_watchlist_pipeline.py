@@ -201,3 +201,17 @@ def test_no_plaintext_at_rest(engine, lfw, tmp_path):
     leak = tmp_path / "control-leak.bin"
     leak.write_bytes(plain)
     assert hits(files_to_scan([tmp_path], since=t0), runs) == [str(leak)], "control: the scan finds a leak"
+
+
+def test_no_matching_outside_a_deployment(engine, lfw, tmp_path):
+    """G10: with [watchlist] trusting an authority but no active deployment, nothing is matched."""
+    unit = make_unit(tmp_path)
+    (_, photo), = enrolled_people(engine, lfw, 1)
+    cfg = replay_config(frames_folder(tmp_path / "frames", [photo], repeat=4), fps=0.0)
+    authority = (unit.authority_dir / "authority-ed25519.pub").read_text().strip()
+    cfg = cfg.model_copy(update={
+        "unit": cfg.unit.model_copy(update={"data_dir": str(unit.data_dir)}),
+        "watchlist": cfg.watchlist.model_copy(update={"trusted_authorities": [authority]})})
+    result = run_pipeline(cfg, alert_sinks=[], engine=engine, install_signals=False)
+    assert result.error is None and not result.alerts
+    assert result.counters["faces_unmatched_no_watchlist"] >= 1 and result.counters["matches"] == 0
