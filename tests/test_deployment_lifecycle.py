@@ -85,7 +85,7 @@ def test_timer_purges_at_not_after_without_any_call(unit, entries, tmp_path):
     watchlist = runner.current_watchlist()
     assert watchlist is not None and len(watchlist) == 20
     deadline = parse_time(runner.records.active().not_after, "not_after")
-    time.sleep(max(0.0, (deadline - runner.clock()).total_seconds()) + 1.5)  # + the in-use grace
+    time.sleep(max(0.0, (deadline - runner.clock()).total_seconds()) + 2.5)  # + the in-use grace
     assert runner._loaded is None and len(watchlist) == 0
     assert runner.records.active() is None
     assert runner.records.ended()[-1].end_reason == "expired"

@@ -113,7 +113,7 @@ def test_expiry_while_running(engine, lfw, tmp_path):
 
     print("expiry run counters:", dict(result.counters), "alerts:", len(alerts))
     assert result.error is None
-    assert alerts and all(t < not_after + 1.0 for t, _ in alerts), "alerts only inside the window"
+    assert alerts and all(t < not_after + 3.0 for t, _ in alerts), "alerts only from frames inside the window"
     assert {a.subject_ref for _, a in alerts} == {target.subject_ref}
     assert result.counters["matches"] >= 2, "it matched while the deployment was live"
     assert result.counters["faces_unmatched_no_watchlist"] >= 6, "and stopped matching by itself after"
