@@ -115,3 +115,18 @@ def test_audit_commands_end_to_end(tmp_path, capsys):
     status = json.loads(capsys.readouterr().out)
     assert status["entries"] == 10 and status["uncovered"] == 0 and status["unit"] == "van-07"
     assert status["last_head"]["reason"] == "export"
+
+
+def test_service_start_payload_fits_its_schema(tmp_path):
+    from appliance.audit.events import validate_payload
+    from appliance.audit.sink import service_start_payload
+    from appliance.config import Config, load_config
+
+    config = tmp_path / "unit.toml"
+    config.write_text('[unit]\nid = "van-07"\n')
+    payload = service_start_payload(load_config(config), {"mobilefacenet": "ab" * 32}, "litert")
+    validate_payload("service_start", payload)
+    import hashlib
+    assert payload["config_hash"] == hashlib.sha256(config.read_bytes()).hexdigest()
+    validate_payload("service_start", service_start_payload(Config(), {}))
+

@@ -8,9 +8,11 @@ runner's event hook: counters (cumulative in the runner) become one per-period
 """
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
-from ..config import Config, resolve
+from .. import __version__
+from ..config import Config, config_hash, resolve
 from ..keystore import open_keystore
 from .events import FAULT_KINDS
 from .log import AuditLog, utc_now
@@ -32,6 +34,16 @@ def open_audit_log(cfg: Config) -> AuditLog:
     key = open_keystore("file", resolve(cfg.unit.data_dir)).signing_key()
     return AuditLog.open(audit_db_path(cfg), key, cfg.unit.id, head_every_n=cfg.audit.head_every_entries,
                          head_every_s=cfg.audit.head_every_s)
+
+
+def service_start_payload(cfg: Config, model_hashes: dict[str, str], backend: str | None = None) -> dict:
+    """The ``service_start`` payload: version, SHA-256 of the config file, model hashes."""
+    config_digest = (config_hash(cfg.source_path) if cfg.source_path
+                     else hashlib.sha256(cfg.model_dump_json().encode()).hexdigest())
+    payload = {"version": __version__, "config_hash": config_digest, "model_hashes": dict(model_hashes)}
+    if backend:
+        payload["backend"] = backend
+    return payload
 
 
 def alert_payload(alert) -> dict:
