@@ -109,7 +109,12 @@ class _AlertEveryFrame:
     def __init__(self) -> None:
         self.counters = Counter()
 
-    def process(self, frame):
+    def analyse(self, frame):
+        """The runner's first stage (detect/track in the real processor): pass the frame on."""
+        return frame
+
+    def finish(self, frame):
+        """The runner's second stage (embed/match/decide): one alert per frame."""
         from appliance.pipeline.alert import Alert
 
         self.counters["frames"] += 1
