@@ -230,3 +230,21 @@ def test_random_byte_flips_never_crash_and_entry_edits_never_pass(unit, tmp_path
             continue
         inside_entry = lines[row].startswith(b'{"entry": "') and col < lines[row].index(b'", "proof"')
         assert not (inside_entry and verdict.ok), f"line {row + 1} col {col} changed and still verified"
+
+
+def test_since_and_until_select_a_signed_range(tmp_path):
+    key = new_key()
+    db = tmp_path / "u.db"
+    fill(db, key, 40)
+    export_log(db, tmp_path / "full.jsonl")
+    lines = read_lines(tmp_path / "full.jsonl")
+    body2 = json.loads(json.loads(lines[head_index(lines, 2)])["head"]["body"])
+    summary = export_log(db, tmp_path / "until.jsonl", until=body2["time"])
+    assert summary["final_head_no"] == 2 and summary["tree_size"] == body2["tree_size"]
+    verdict = verify_export(tmp_path / "until.jsonl", key.public_key())
+    assert verdict.ok and verdict.facts["last_seq"] == body2["tree_size"] - 1, verdict.render()
+    entry20 = json.loads(json.loads(lines[entry_index(lines, 20)])["entry"])
+    summary = export_log(db, tmp_path / "since.jsonl", since=entry20["time"])
+    assert summary["first_seq"] <= 20
+    verdict = verify_export(tmp_path / "since.jsonl", key.public_key())
+    assert verdict.ok and any("partial export" in w for w in verdict.warnings), verdict.render()
