@@ -127,6 +127,8 @@ def test_open_refuses_another_key_and_a_rewritten_database(tmp_path):
     log.close()
     with pytest.raises(AuditError, match="another unit key"):
         AuditLog.open(db_path, new_key(), "van-01")
+    with pytest.raises(AuditError, match="log of unit van-01, not van-02"):
+        AuditLog.open(db_path, key, "van-02")
     db = connect(db_path)
     db.execute("DROP TRIGGER entries_no_update")
     body = db.execute("SELECT body FROM entries WHERE seq = 1").fetchone()[0]

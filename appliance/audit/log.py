@@ -132,7 +132,14 @@ class AuditLog:
         except sqlite3.Error as exc:
             raise _error(exc, Path(db_path)) from None
         log = cls(db, Path(db_path), signing_key, unit_id, head_every_n, head_every_s, clock)
-        log._start(recover)
+        try:
+            log._start(recover)
+        except sqlite3.Error as exc:
+            db.conn.close()
+            raise _error(exc, Path(db_path)) from None
+        except AuditError:
+            db.conn.close()
+            raise
         return log
 
     # --- opening -------------------------------------------------------------
@@ -140,9 +147,11 @@ class AuditLog:
     def _start(self, recover: bool) -> None:
         meta = read_meta(self._db)
         if meta and meta.get("log_id") != self.log_id:
-            self._db.conn.close()
             raise AuditError(f"{self.db_path} belongs to log {meta.get('log_id')} (another unit key), "
                              f"not {self.log_id}", fix="use this unit's own key store or data_dir")
+        if meta and meta.get("unit") != self.unit_id:
+            raise AuditError(f"{self.db_path} is the log of unit {meta.get('unit')}, not {self.unit_id}",
+                             fix="restore [unit] id, or give the renamed unit a new [audit] db")
         with self._lock:
             self._load()
             if not meta:
