@@ -90,3 +90,19 @@ def test_unwritable_database_is_a_publish_error(tmp_path):
     (tmp_path / "ro" / "db").mkdir()  # a directory where the file should be
     with pytest.raises(PublishError, match="cannot open the alert outbox"):
         Outbox(tmp_path / "ro" / "db")
+
+
+def test_acked_rows_are_kept_for_the_resend_window_then_purged(outbox):
+    for i in range(4):
+        outbox.add(f"a{i}", "t", b"img", T0 + i)
+    outbox.delivered(["a0"], T0 + 10)
+    outbox.delivered(["a1", "a2"], T0 + 50)
+    assert outbox.pending_count() == 1 and outbox.due(T0 + 60, 10, set())[0].alert_id == "a3"
+    # link lost, reconnected: what the broker acked within 30 s of its last ack is pending again
+    assert outbox.resend_recent(30.0) == 2
+    assert {r.alert_id for r in outbox.due(T0 + 60, 10, set())} == {"a1", "a2", "a3"}
+    assert outbox.state("a1") == "delivered"  # the alert log keeps its first delivery
+    outbox.delivered(["a1", "a2", "a3"], T0 + 70)
+    assert outbox.purge_acked(T0 + 71) == 3  # a0 went with the resend step (older than the window)
+    with outbox._lock:
+        assert outbox._db.execute("SELECT COUNT(*) FROM mqtt_outbox").fetchone()[0] == 0

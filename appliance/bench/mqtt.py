@@ -116,6 +116,8 @@ def bench_latency(root: Path, certs: Path) -> dict:
 def bench_outage(root: Path, certs: Path, restarts: int, sig: int) -> dict:
     """Alerts at 50/s while the broker is killed with ``sig`` and restarted ``restarts`` times."""
     rig = _Rig(root, certs)
+    if sig == signal.SIGKILL:
+        time.sleep(6.0)  # let the broker's 5 s autosave write the tablet's session to disk once
     stop = threading.Event()
     producer = threading.Thread(target=_produce, args=(rig, stop, 0.02))
     started = time.monotonic()

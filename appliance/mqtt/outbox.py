@@ -1,8 +1,11 @@
 """Durable alert outbox in SQLite: nothing that must not be lost lives only in memory.
 
 An alert is committed here (after its audit entry) before it is published. Its row,
-which holds the signed payload with the two JPEGs, is deleted only when the broker
-acknowledges it (PUBACK with a success reason code). A row older than the maximum age
+which holds the signed payload with the two JPEGs, leaves the pending set only when the
+broker acknowledges it (PUBACK with a success reason code). It is then kept, marked
+``acked``, for a short re-send window and deleted after it: the broker persists to disk
+only every few seconds, so if the link drops within that window (the broker may have
+crashed) the alerts acknowledged shortly before are sent again. A row older than the maximum age
 is expired: the audit callback is called first, then the row is marked expired in
 ``mqtt_alert_log`` and its images are deleted, so an alert is never dropped silently.
 ``mqtt_alert_log`` keeps every issued alert id (no images) so adjudications can be
@@ -26,7 +29,8 @@ CREATE TABLE IF NOT EXISTS mqtt_outbox (
     created      REAL NOT NULL,
     attempts     INTEGER NOT NULL DEFAULT 0,
     next_attempt REAL NOT NULL DEFAULT 0,
-    last_error   TEXT
+    last_error   TEXT,
+    acked        REAL
 );
 CREATE TABLE IF NOT EXISTS mqtt_alert_log (
     alert_id TEXT PRIMARY KEY,
@@ -63,6 +67,8 @@ class Outbox:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.executescript(SCHEMA_SQL)
+            if "acked" not in {r[1] for r in self._db.execute("PRAGMA table_info(mqtt_outbox)")}:
+                self._db.execute("ALTER TABLE mqtt_outbox ADD COLUMN acked REAL")  # outboxes before 0.1
         except sqlite3.Error as exc:
             raise PublishError(f"cannot open the alert outbox {self.db_path}: {exc}",
                                fix="check that the data_dir is writable and the disk is not full") from None
@@ -102,7 +108,8 @@ class Outbox:
     def due(self, now: float, limit: int, exclude: set[str]) -> list[OutboxRow]:
         """Oldest pending rows whose retry time has come, skipping ids in ``exclude`` (in flight)."""
         rows = self._read("SELECT alert_id, topic, payload, created, attempts FROM mqtt_outbox "
-                          "WHERE next_attempt <= ? ORDER BY created LIMIT ?", (now, limit + len(exclude)))
+                          "WHERE acked IS NULL AND next_attempt <= ? ORDER BY created LIMIT ?",
+                          (now, limit + len(exclude)))
         return [OutboxRow(*r) for r in rows if r[0] not in exclude][:limit]
 
     def attempted(self, alert_ids: list[str]) -> None:
@@ -112,18 +119,35 @@ class Outbox:
                          for aid in alert_ids])
 
     def delivered(self, alert_ids: list[str], now: float) -> int:
-        """The broker acknowledged these alerts: delete their rows (and images) in one transaction.
+        """The broker acknowledged these alerts: no longer pending (one transaction).
 
-        Returns how many were still pending (a repeated PUBACK changes nothing).
+        The rows stay, marked acked, until :meth:`purge_acked`; returns how many were still
+        pending (a repeated PUBACK changes nothing).
         """
         if not alert_ids:
             return 0
         statements = []
         for aid in alert_ids:
-            statements += [("DELETE FROM mqtt_outbox WHERE alert_id = ?", (aid,)),
+            statements += [("UPDATE mqtt_outbox SET acked = ? WHERE alert_id = ? AND acked IS NULL", (now, aid)),
                            ("UPDATE mqtt_alert_log SET state = 'delivered', settled = ? WHERE alert_id = ? "
                             "AND state = 'pending'", (now, aid))]
         return self._write_counts(statements)[::2].count(1)
+
+    def purge_acked(self, before: float) -> int:
+        """Delete rows (and their images) acknowledged before ``before``; return how many."""
+        return self._write([("DELETE FROM mqtt_outbox WHERE acked IS NOT NULL AND acked < ?", (before,))])
+
+    def resend_recent(self, window: float) -> int:
+        """After a reconnect: rows acked within ``window`` of the last ack become pending again.
+
+        The broker may have crashed before persisting them. Older acked rows are safe and are
+        deleted. Returns how many rows will be sent again.
+        """
+        return self._write_counts([
+            ("UPDATE mqtt_outbox SET acked = NULL WHERE acked >= (SELECT MAX(acked) FROM mqtt_outbox) - ?",
+             (window,)),
+            ("DELETE FROM mqtt_outbox WHERE acked IS NOT NULL", ()),
+        ])[0]
 
     def refused(self, alert_id: str, error: str, retry_at: float) -> None:
         """The broker refused the alert (e.g. not authorised): keep it, retry no sooner than retry_at."""
@@ -137,7 +161,7 @@ class Outbox:
         never expired without its audit entry.
         """
         rows = self._read("SELECT alert_id, topic, payload, created, attempts FROM mqtt_outbox "
-                          "WHERE created < ? ORDER BY created", (now - max_age,))
+                          "WHERE acked IS NULL AND created < ? ORDER BY created", (now - max_age,))
         expired = []
         for row in (OutboxRow(*r) for r in rows if r[0] not in exclude):
             on_expired(row)
@@ -151,7 +175,7 @@ class Outbox:
 
     def pending_count(self) -> int:
         """Number of alerts not yet acknowledged by the broker."""
-        return self._read("SELECT COUNT(*) FROM mqtt_outbox")[0][0]
+        return self._read("SELECT COUNT(*) FROM mqtt_outbox WHERE acked IS NULL")[0][0]
 
     def state(self, alert_id: str) -> str | None:
         """'pending', 'delivered' or 'expired' for an alert id this unit issued; None otherwise."""

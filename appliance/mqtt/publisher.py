@@ -34,7 +34,10 @@ log = logging.getLogger(__name__)
 
 OUTBOX_FILE = "outbox.db"
 TICK_S = 0.5
-EXPIRE_EVERY_S = 5.0
+EXPIRE_EVERY_S = 1.0
+# The broker writes its state every autosave_interval (deploy/mosquitto/mosquitto.conf); what it
+# acknowledged since may die with it. A hung broker is noticed within 1.5 keepalives.
+BROKER_AUTOSAVE_S = 5.0
 
 
 def _log_expired(row: OutboxRow) -> None:
@@ -92,6 +95,8 @@ class AlertPublisher:
         self._next_beat = self._next_expire = 0.0
         self._seq = 0
         self._state = ("online", "")
+        self._resend_due = False
+        self.resend_window_s = BROKER_AUTOSAVE_S + 1.5 * cfg.keepalive_s + 2.0
         self.client = make_client(cfg, cfg.client_id or f"lfr-{unit}")
         self.client.will_set(topic(unit, "status"), self._status_bytes("offline", "connection lost"),
                              qos=1, retain=True)
@@ -181,6 +186,7 @@ class AlertPublisher:
         if reason_code.is_failure:
             log.error("broker refused the connection: %s", reason_code)
             return
+        self._resend_due = True
         self._connected.set()
         self.counters["connects"] += 1
         client.subscribe(topic(self.unit, "adjudication"), qos=1)
@@ -209,6 +215,7 @@ class AlertPublisher:
             try:
                 self._settle_acks()
                 if self._connected.is_set():
+                    self._resend_recent()
                     self._hand_over()
                     self._heartbeat()
                 self._expire()
@@ -251,6 +258,13 @@ class AlertPublisher:
         self.outbox.attempted(handed)
         self.counters["sent"] += len(handed)
 
+    def _resend_recent(self) -> None:
+        """After every (re)connect, including the first after a unit start: alerts the broker
+        acknowledged within the resend window before the link was lost are sent again."""
+        if self._resend_due:
+            self._resend_due = False
+            self.counters["resent_after_reconnect"] += self.outbox.resend_recent(self.resend_window_s)
+
     def _heartbeat(self) -> None:
         now = time.monotonic()
         if now < self._next_beat:
@@ -269,6 +283,8 @@ class AlertPublisher:
         expired = self.outbox.expire(time.time(), self.cfg.outbox_max_age_s,
                                      set(self._inflight.values()), self._on_expired)
         self.counters["expired"] += len(expired)
+        if self._connected.is_set() and not self._resend_due:  # never purge what a reconnect may resend
+            self.outbox.purge_acked(time.time() - self.resend_window_s)
 
     def _status_bytes(self, state: str, reason: str) -> bytes:
         return encode(self.signer.sign("status", {"state": state, "reason": reason}))
