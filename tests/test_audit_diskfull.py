@@ -6,6 +6,7 @@ ext4 image; the test skips, saying why, when neither can be made.
 """
 from __future__ import annotations
 
+import base64
 import json
 import os
 import shutil
@@ -154,5 +155,9 @@ def test_runner_stops_matching_when_the_audit_log_is_full(tmp_path):
         sent = {a.alert_id for a in published}
         assert sent and sent <= audited, "an alert left without a committed audit entry"
         assert sent == audited, "every committed alert entry was followed by its alert, and no other"
+        crop = b"\xff\xd8crop"
+        for path in (tmp_path / "small").iterdir():  # G1: the face crop never reaches the audit files
+            data = path.read_bytes()
+            assert crop not in data and base64.b64encode(crop)[:8] not in data, path
         _check_after_growing(db, key, grow, set(_committed(db)), tmp_path / "export.jsonl")
     shutil.rmtree(frames)
