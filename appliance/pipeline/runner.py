@@ -27,7 +27,7 @@ import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, Iterator
 
 from ..capture.base import FrameSource
 from ..errors import ApplianceError, AuditError
@@ -133,18 +133,23 @@ class Runner:
         finally:
             self.frames.put(_END, block=True)
 
+    def _items(self, get: Callable[[float], object]) -> Iterator[object]:
+        """Items from a queue until its end marker, an error, or a stop while it is idle."""
+        while True:
+            try:
+                item = get(0.5)
+            except queue.Empty:
+                if self.stop_event.is_set():
+                    return
+                continue
+            if item is _END or self.result.error:
+                return
+            yield item
+
     def _analyse(self) -> None:
         try:
-            while True:
-                try:
-                    item = self.frames.get(timeout=0.5)
-                except queue.Empty:
-                    if self.stop_event.is_set():
-                        return
-                    continue
-                if item is _END or self.result.error:
-                    return
-                self._put_analysed(self._guarded(self.processor.analyse, item))
+            for frame in self._items(self.frames.get):
+                self._put_analysed(self._guarded(self.processor.analyse, frame))
         finally:
             self._put_analysed(_END)
 
@@ -165,15 +170,7 @@ class Runner:
 
     def _process(self) -> None:
         last_counters = time.monotonic()
-        while True:
-            try:
-                item = self.analysed.get(timeout=0.5)
-            except queue.Empty:
-                if self.stop_event.is_set():
-                    return
-                continue
-            if item is _END or self.result.error:
-                return
+        for item in self._items(lambda timeout: self.analysed.get(timeout=timeout)):
             if item is not None:
                 self._handle(item)
             if time.monotonic() - last_counters >= self.counters_every_s:
