@@ -63,5 +63,39 @@ def run_pipeline(cfg: Config, alert_sinks: list[Callable[[Alert], None]] | None 
     processor = FrameProcessor(cfg, engine, provider)
     source = capture.choose(cfg.capture.backend).open_source(cfg.capture)
     runner = Runner(processor, source, cfg.runner.queue_size,
-                    alert_sinks=alert_sinks if alert_sinks is not None else [stdout_sink], events=events)
+                    alert_sinks=alert_sinks if alert_sinks is not None else [stdout_sink], events=events,
+                    counters_every_s=cfg.audit.counters_every_s)
     return runner.run(install_signals=install_signals)
+
+
+def model_hashes(cfg: Config) -> dict[str, str]:
+    """SHA-256 of the model files this config runs (recorded at service start)."""
+    from .modelstore import load_manifest  # noqa: PLC0415
+
+    specs = load_manifest()
+    names = [cfg.detect.model, "mobilefacenet"] + (["blazeface-short"] if cfg.detect.focus_tracks else [])
+    return {name: specs[name].sha256 for name in dict.fromkeys(names)}
+
+
+def run_service(cfg: Config, extra_sinks: list[Callable[[Alert], None]] | None = None,
+                engine: FaceEngine | None = None, install_signals: bool = True) -> RunResult:
+    """The unit's main job: the pipeline with the audit log first in line (fail closed).
+
+    An alert reaches the later sinks (stdout, the MQTT outbox) only after its
+    audit entry is committed; if the log cannot be written, matching stops.
+    """
+    from .audit.sink import AuditSink, open_audit_log, service_start_payload  # noqa: PLC0415
+
+    log = open_audit_log(cfg)
+    audit = AuditSink(log)
+    try:
+        engine = engine or FaceEngine.from_config(cfg)
+        log.append("service_start", service_start_payload(cfg, model_hashes(cfg),
+                                                          engine.detector.net.model.backend))
+        sinks = [audit.alert, *(extra_sinks if extra_sinks is not None else [stdout_sink])]
+        result = run_pipeline(cfg, alert_sinks=sinks, events=audit.event, engine=engine,
+                              install_signals=install_signals)
+        log.append("service_stop", {"reason": "error" if result.error else "source ended or signal"})
+        return result
+    finally:
+        log.close()

@@ -42,3 +42,13 @@ def run_cli(*args: str, cwd: Path = REPO, env: dict | None = None, timeout: floa
     full_env = {**os.environ, **(env or {})}
     return subprocess.run([*APPLIANCE, *args], cwd=cwd, env=full_env, capture_output=True,
                           text=True, timeout=timeout, **kwargs)
+
+
+def provision(data_dir: Path) -> Path:
+    """Give a test unit its keys (what `appliance keys init` does on a real unit)."""
+    from appliance.keystore import open_keystore
+
+    store = open_keystore("file", Path(data_dir))
+    if not store.exists():
+        store.init()
+    return Path(data_dir)

@@ -10,10 +10,11 @@ import pytest
 
 from appliance.errors import CaptureError, ConfigError, InputError, ModelError
 from appliance.modelstore import DEFAULT_MODELS_DIR
-from conftest import run_cli
+from conftest import provision, run_cli
 
 
 def _config(tmp_path: Path, body: str) -> Path:
+    provision(tmp_path / "data")
     path = tmp_path / "appliance.toml"
     path.write_text(f'[unit]\ndata_dir = "{tmp_path / "data"}"\n' + body)
     return path
@@ -143,3 +144,9 @@ def test_every_command_has_help():
     for name, command in sub.choices.items():
         assert command.format_help().strip(), name
         assert sub._choices_actions and any(c.dest == name and c.help for c in sub._choices_actions), name
+
+
+def test_run_without_keys_names_the_fix(tmp_path):
+    path = tmp_path / "appliance.toml"
+    path.write_text(f'[unit]\ndata_dir = "{tmp_path / "data"}"\n[capture]\nsource = "{tmp_path}"\n')
+    _assert_clean_failure(run_cli("run", "--config", str(path)), 8, "appliance keys init")

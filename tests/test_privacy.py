@@ -17,7 +17,7 @@ import pytest
 
 from appliance.scenes import Actor, background, write_clip
 from appliance.vision.engine import thumbnail
-from conftest import run_cli
+from conftest import provision, run_cli
 from scene_helpers import lfw_people, sprite_from
 
 
@@ -54,6 +54,7 @@ def test_non_matching_faces_leave_no_trace(engine, lfw, tmp_path):
     enrolled = sorted(people[30].glob("*.jpg"))[0]
     clip, data, tmp = tmp_path / "clip", tmp_path / "data", tmp_path / "tmp"
     tmp.mkdir()
+    provision(data)
     actors = [Actor(s, 0, 19, (150.0 + 250 * i, 250.0 + 60 * i), (300.0 + 250 * i, 300.0 + 60 * i), 90)
               for i, s in enumerate(passers)]
     write_clip(clip, background((1280, 720), seed=3), actors, 20)

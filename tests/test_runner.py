@@ -13,7 +13,7 @@ import numpy as np
 
 from appliance.capture.replay import ReplaySource
 from appliance.pipeline.runner import LatestFrameQueue, Runner
-from conftest import APPLIANCE, REPO
+from conftest import APPLIANCE, REPO, provision
 
 
 class SlowProcessor:
@@ -67,6 +67,7 @@ def test_unpaced_replay_processes_every_frame(tmp_path):
 
 def test_sigterm_and_sigint_stop_a_looping_run_cleanly(tmp_path):
     _clip(tmp_path / "clip", 10)
+    provision(tmp_path / "data")
     cfg = tmp_path / "a.toml"
     cfg.write_text(f'[unit]\ndata_dir = "{tmp_path}/data"\n[capture]\nsource = "{tmp_path}/clip"\n'
                    'fps = 20.0\nloop = true\n')

@@ -15,12 +15,12 @@ from ..vision.engine import FaceEngine, decode_image
 
 def cmd_run(args: argparse.Namespace) -> int:
     """Run the pipeline on the configured source; alerts as JSON lines on stdout."""
-    from ..service import run_pipeline  # noqa: PLC0415
+    from ..service import run_service  # noqa: PLC0415
 
     cfg = load_config(args.config)
     if not args.verbose:
         logging.getLogger().setLevel(cfg.runner.log_level.upper())
-    result = run_pipeline(cfg)
+    result = run_service(cfg)
     print(json.dumps({"counters": dict(result.counters)}, sort_keys=True), file=sys.stderr)
     if result.error:
         raise result.error
