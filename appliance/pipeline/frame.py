@@ -109,12 +109,13 @@ class FrameProcessor:
             return None
         self.counters["matches"] += 1
         hit = decide(track, self.cfg.match.hits_needed)
-        if hit is None:
+        refs, entries = watchlist.subject_refs, watchlist.entries
+        if hit is None or hit.subject >= len(refs):  # none due, or the list was purged mid-frame
             return None
-        entry = watchlist.entries[idx] if idx < len(watchlist.entries) else {}
+        entry = entries[hit.subject] if hit.subject < len(entries) else {}
         self.counters["alerts"] += 1
         return Alert(unit=self.cfg.unit.id, camera=frame.camera_id,
-                     deployment_id=watchlist.deployment_id, subject_ref=watchlist.subject_refs[idx],
+                     deployment_id=watchlist.deployment_id, subject_ref=refs[hit.subject],
                      category=str(entry.get("category", "")), score=hit.score, threshold=threshold,
                      model_id=watchlist.model_id, track_id=track.track_id, frame_seq=frame.seq,
                      quality=face.quality, capture_t_mono=frame.t_mono,
