@@ -81,5 +81,8 @@ class AdjudicationIntake:
         if not result.accepted:
             log.debug("adjudication rejected: %s (%s)", result.reason, result.detail)  # counted; no log flood
             if self._on_rejected is not None:
-                self._on_rejected(result)
+                try:
+                    self._on_rejected(result)
+                except ApplianceError as exc:  # the rejection is counted; its audit entry failed
+                    log.error("could not record a rejected adjudication: %s", exc)
         return result

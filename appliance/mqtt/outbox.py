@@ -30,7 +30,8 @@ CREATE TABLE IF NOT EXISTS mqtt_outbox (
     attempts     INTEGER NOT NULL DEFAULT 0,
     next_attempt REAL NOT NULL DEFAULT 0,
     last_error   TEXT,
-    acked        REAL
+    acked        REAL,
+    resends      INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS mqtt_alert_log (
     alert_id TEXT PRIMARY KEY,
@@ -67,8 +68,6 @@ class Outbox:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.executescript(SCHEMA_SQL)
-            if "acked" not in {r[1] for r in self._db.execute("PRAGMA table_info(mqtt_outbox)")}:
-                self._db.execute("ALTER TABLE mqtt_outbox ADD COLUMN acked REAL")  # outboxes before 0.1
         except sqlite3.Error as exc:
             raise PublishError(f"cannot open the alert outbox {self.db_path}: {exc}",
                                fix="check that the data_dir is writable and the disk is not full") from None
@@ -106,9 +105,13 @@ class Outbox:
         return added == 1
 
     def due(self, now: float, limit: int, exclude: set[str]) -> list[OutboxRow]:
-        """Oldest pending rows whose retry time has come, skipping ids in ``exclude`` (in flight)."""
+        """Pending rows whose retry time has come, skipping ids in ``exclude`` (in flight).
+
+        Alerts never acknowledged go first, oldest first; re-sends after a reconnect follow, so
+        a fresh alert never waits behind a re-send backlog.
+        """
         rows = self._read("SELECT alert_id, topic, payload, created, attempts FROM mqtt_outbox "
-                          "WHERE acked IS NULL AND next_attempt <= ? ORDER BY created LIMIT ?",
+                          "WHERE acked IS NULL AND next_attempt <= ? ORDER BY resends > 0, created LIMIT ?",
                           (now, limit + len(exclude)))
         return [OutboxRow(*r) for r in rows if r[0] not in exclude][:limit]
 
@@ -144,8 +147,8 @@ class Outbox:
         deleted. Returns how many rows will be sent again.
         """
         return self._write_counts([
-            ("UPDATE mqtt_outbox SET acked = NULL WHERE acked >= (SELECT MAX(acked) FROM mqtt_outbox) - ?",
-             (window,)),
+            ("UPDATE mqtt_outbox SET acked = NULL, resends = resends + 1 "
+             "WHERE acked >= (SELECT MAX(acked) FROM mqtt_outbox) - ?", (window,)),
             ("DELETE FROM mqtt_outbox WHERE acked IS NOT NULL", ()),
         ])[0]
 

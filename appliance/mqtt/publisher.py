@@ -223,6 +223,10 @@ class AlertPublisher:
                 log.error("outbox pump: %s", exc)
                 self.counters["pump_errors"] += 1
                 self._stop.wait(1.0)
+            except Exception:  # noqa: BLE001  supervision: a bug must not stop delivery for good
+                log.exception("outbox pump crashed; restarting it in 1 s")
+                self.counters["pump_crashes"] += 1
+                self._stop.wait(1.0)
         self._settle_acks()
 
     def _settle_acks(self) -> None:
@@ -241,7 +245,7 @@ class AlertPublisher:
                 self.outbox.refused(alert_id, reason, time.time() + self.cfg.refused_retry_s)
             else:
                 done.append(alert_id)
-        self.counters["delivered"] += self.outbox.delivered(done, time.time())
+        self.counters["acked"] += self.outbox.delivered(done, time.time())
 
     def _hand_over(self) -> None:
         room = self.cfg.max_inflight - len(self._inflight)
