@@ -19,9 +19,11 @@ from ..modelstore import REPO_ROOT
 LFW = REPO_ROOT.parent / "shared" / "datasets" / "lfw-dev"
 SIZE = (1280, 720)
 FACES = (1, 5, 20)
-FRAMES = 6
+FRAMES = 30        # frames per clip for the appliance's pipeline run
+PEER_FRAMES = 6    # the first frames, for the per-frame runs (the peer takes seconds a frame)
 HEIGHTS = (56.0, 96.0)
-CLIP_NOTE = (f"{SIZE[0]}x{SIZE[1]}, {FRAMES} frames each, {FACES} lfw-dev heads at {HEIGHTS[0]:.0f}-"
+CLIP_NOTE = (f"{SIZE[0]}x{SIZE[1]}, {FRAMES} frames each (per-frame runs: the first {PEER_FRAMES}), "
+             f"{FACES} lfw-dev heads at {HEIGHTS[0]:.0f}-"
              f"{HEIGHTS[1]:.0f} px face height walking on a textured background (appliance.scenes)")
 ENROLLED, MATED_PER_ID, NONMATED = 120, 2, 300
 
@@ -60,10 +62,20 @@ def clip(sprites: list, faces: int, seed: int) -> np.ndarray:
     return np.stack([render(bg, actors, seq)[0] for seq in range(FRAMES)])
 
 
-def standard_clips(engine) -> dict[str, np.ndarray]:
-    """The three standard clips, keyed like '1280x720_5faces'."""
+def standard_clips(engine) -> tuple[dict[str, np.ndarray], dict[str, str]]:
+    """The three standard clips keyed like '1280x720_5faces', and a watchlist to run them with.
+
+    The watchlist enrols, from a different photo, the people in the 5-face clip that
+    have one, so that the pipeline run matches, tracks and alerts as in service.
+    """
     sprites = _sprites(engine, max(FACES))
-    return {f"{SIZE[0]}x{SIZE[1]}_{n}faces": clip(sprites, n, seed=n) for n in FACES}
+    clips = {f"{SIZE[0]}x{SIZE[1]}_{n}faces": clip(sprites, n, seed=n) for n in FACES}
+    enrol = {}
+    for sprite in sprites[:5]:
+        photos = sorted((LFW / sprite.identity).glob("*.jpg"))
+        if len(photos) > 1:
+            enrol[f"S-{len(enrol) + 1:03d}"] = str(photos[1])
+    return clips, enrol
 
 
 def eval_config():

@@ -48,6 +48,12 @@ def cmd_eval(args: argparse.Namespace) -> int:
                        extra={"backend": args.backend or "config", "embedder": args.embedder})
     engine = build_engine(args.config, args.backend, args.embedder)
     doc = run_eval(Path(args.dataset), Path(args.out), engine, opts)
+    if args.card:
+        from ..evaluate.card import write_card  # noqa: PLC0415
+
+        runtime = {"backend": type(engine.embedder.model).__name__, "embedder": args.embedder,
+                   "detector": "whole image, no tiles"}
+        write_card(doc, Path(args.card), Path(args.card).stem, runtime)
     print(json.dumps({"model_id": doc["model_id"], "runtime_seconds": doc["runtime_seconds"],
                       "thresholds": doc["thresholds"], "tpir_at_fpir": doc["tpir_at_fpir"],
                       "rank1": doc["test"]["rank1"], "out": args.out}, indent=2))
@@ -91,6 +97,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-degradations", action="store_true", help="clean images only (quick)")
     p.add_argument("--max-identities", type=int, help="evaluate a deterministic subset of identities")
     p.add_argument("--max-images-per-id", type=int, help="cap images per identity")
+    p.add_argument("--card", help="also write the accuracy card JSON here (models/accuracy/NAME.json)")
     _engine_args(p)
     p.set_defaults(func=cmd_eval)
     p = sub.add_parser("embed", help="embed the most central face of each image into an .npz")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Protocol
@@ -76,6 +77,7 @@ class EmbeddingCache:
         self.progress = progress
         self._store: dict[tuple[str, str], np.ndarray | None] = {}
         self.computed = 0
+        self.seconds = 0.0  # time spent decoding, degrading, detecting, aligning and embedding
         self._batched = hasattr(engine, "detector") and hasattr(engine, "embedder")
 
     def _image(self, path: Path, degradation: str) -> np.ndarray:
@@ -116,7 +118,10 @@ class EmbeddingCache:
             self.progress.advance(task, len(paths) - len(todo))
         for i in range(0, len(todo), self.CHUNK):
             chunk = [Path(p) for p in todo[i:i + self.CHUNK]]
-            for path, vector in zip(chunk, self._compute(chunk, degradation)):
+            started = time.perf_counter()
+            vectors = self._compute(chunk, degradation)
+            self.seconds += time.perf_counter() - started
+            for path, vector in zip(chunk, vectors):
                 self._store[(str(path), degradation)] = vector
             self.computed += len(chunk)
             if task is not None:

@@ -131,13 +131,25 @@ def wilson(successes: int, trials: int, z: float = 1.959964) -> tuple[float, flo
     return (max(0.0, centre - half), min(1.0, centre + half))
 
 
-def _resample_groups(identity: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Indices of a bootstrap resample that draws whole identities with replacement."""
-    ids, inverse = np.unique(identity, return_inverse=True)
-    members = np.argsort(inverse, kind="stable")
-    bounds = np.searchsorted(inverse[members], np.arange(ids.size + 1))
-    drawn = rng.integers(0, ids.size, ids.size)
-    return np.concatenate([members[bounds[i]:bounds[i + 1]] for i in drawn]) if ids.size else members
+class IdentityResampler:
+    """Bootstrap resamples that draw whole identities (with all their searches) with replacement."""
+
+    def __init__(self, identity: np.ndarray) -> None:
+        _, inverse = np.unique(identity, return_inverse=True)
+        self._order = np.argsort(inverse, kind="stable")
+        self._counts = np.bincount(inverse)
+        self._starts = np.concatenate([[0], np.cumsum(self._counts)[:-1]])
+
+    def draw(self, rng: np.random.Generator) -> np.ndarray:
+        """Indices of one resample."""
+        n = self._counts.size
+        if n == 0:
+            return self._order
+        drawn = rng.integers(0, n, n)
+        lengths = self._counts[drawn]
+        out_starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+        offsets = np.repeat(self._starts[drawn] - out_starts, lengths)
+        return self._order[np.arange(int(lengths.sum())) + offsets]
 
 
 def bootstrap_tpir_ci(results: SearchResults, fpir: float, reps: int = 500,
@@ -149,10 +161,10 @@ def bootstrap_tpir_ci(results: SearchResults, fpir: float, reps: int = 500,
     if threshold_at_fpir(results.nonmated_top, fpir) is None or results.n_mated == 0:
         return None
     rng = np.random.default_rng(seed)
+    mated, nonmated = IdentityResampler(results.mated_identity), IdentityResampler(results.nonmated_identity)
     values = []
     for _ in range(reps):
-        m = _resample_groups(results.mated_identity, rng)
-        n = _resample_groups(results.nonmated_identity, rng)
+        m, n = mated.draw(rng), nonmated.draw(rng)
         t = threshold_at_fpir(results.nonmated_top[n], fpir)
         if t is not None:
             values.append(tpir_at(results.subset(m, n), t))

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import time
 from pathlib import Path
 
@@ -33,14 +34,16 @@ def _public(figs: dict) -> dict:
 
 def build(dataset: Path, model_id: str, splits: dict[str, protocol.Split], opts, calib: dict,
           thresholds: dict, conditions: dict, size_table: dict, groups: dict | None,
-          elapsed: float, embeddings_computed: int) -> dict:
+          elapsed: float, embeddings_computed: int, embed_seconds: float = 0.0) -> dict:
     """Assemble the JSON document of one evaluation."""
     clean = _public(conditions["clean"])
     return {
         "schema": SCHEMA, "model_id": model_id, "dataset": str(dataset),
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "runtime_seconds": round(elapsed, 1), "embeddings_computed": embeddings_computed,
-        "protocol": {"gallery_per_id": opts.gallery_per_id, "split_salt": protocol.SPLIT_SALT.decode(),
+        "ms_per_image": round(1e3 * embed_seconds / max(1, embeddings_computed), 2),
+        "load_average_1min": _load_average(),
+        "protocol": {"gallery_per_id": opts.gallery_per_id, "max_mated_per_id": opts.max_mated_per_id, "split_salt": protocol.SPLIT_SALT.decode(),
                      "calibration_share": protocol.CALIBRATION_SHARE,
                      "subset": {"max_identities": opts.max_identities,
                                 "max_images_per_id": opts.max_images_per_id},
@@ -54,6 +57,14 @@ def build(dataset: Path, model_id: str, splits: dict[str, protocol.Split], opts,
                          for name, figs in conditions.items() if name != "clean"},
         "watchlist_size": size_table, "groups": groups,
     }
+
+
+def _load_average() -> float | None:
+    """The 1-minute load average at the end (the machine is shared: context for the runtime)."""
+    try:
+        return round(os.getloadavg()[0], 2)
+    except OSError:
+        return None
 
 
 def _clean_json(value):

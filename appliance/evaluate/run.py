@@ -26,6 +26,7 @@ class EvalOptions:
     """What to evaluate and how."""
 
     gallery_per_id: int = 1
+    max_mated_per_id: int | None = protocol.MAX_MATED_PER_ID
     watchlist_sizes: tuple[int, ...] = DEFAULT_SIZES
     groups: dict[str, str] | None = None
     degradations: tuple[str, ...] = tuple(degrade.DEGRADATIONS)
@@ -95,7 +96,7 @@ def run_eval(dataset: Path, out_dir: Path, engine: ImageEmbedder, opts: EvalOpti
     """Run the evaluation, write eval.json, det.png and card.md into out_dir; return the report."""
     started = time.perf_counter()
     table = subset_table(protocol.list_identities(dataset), opts)
-    splits = protocol.build_splits(table, opts.gallery_per_id)
+    splits = protocol.build_splits(table, opts.gallery_per_id, max_mated_per_id=opts.max_mated_per_id)
     with progress_bar(opts.progress) as bar:
         cache = EmbeddingCache(engine, bar)
         calib = embed_split(cache, splits["calibration"])
@@ -113,7 +114,7 @@ def run_eval(dataset: Path, out_dir: Path, engine: ImageEmbedder, opts: EvalOpti
               if opts.groups else None)
     doc = report.build(dataset, engine.model_id, splits, opts, calib_fig, thresholds, conditions,
                        size_table, groups, elapsed=time.perf_counter() - started,
-                       embeddings_computed=cache.computed)
+                       embeddings_computed=cache.computed, embed_seconds=cache.seconds)
     report.write(out_dir, doc, conditions)
     return doc
 
