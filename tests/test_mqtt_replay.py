@@ -62,10 +62,15 @@ def test_replay_alerts_reach_the_tablet_signed(engine, lfw, van_broker, van_cert
     tablet.wait_connected()
     mqtt_cfg = mh.unit_config(van_certs, van_broker.unit_port, UNIT)
     with AlertPublisher.open(mqtt_cfg, keys, tmp_path / "data" / "outbox.db") as publisher:
+        topics: list[str] = []
+        real_publish = publisher.client.publish
+        publisher.client.publish = lambda t, *a, **k: (topics.append(t), real_publish(t, *a, **k))[1]
         result = run_pipeline(cfg, alert_sinks=[publisher.submit], watchlist=lambda: watchlist,
                               engine=engine, install_signals=False)
         assert result.error is None
         assert publisher.flush(10)
+    assert set(topics) <= {f"lfr/v1/{UNIT}/{k}" for k in ("alert", "status", "heartbeat")}  # nothing else leaves
+    assert topics.count(f"lfr/v1/{UNIT}/alert") >= len(result.alerts)
     sent = {a.alert_id: a for a in result.alerts}
     assert {a.subject_ref for a in sent.values()} == {cast[0][0], cast[1][0]}
     assert tablet.wait_for(lambda s: {p["alert_id"] for p in s.payloads("alert")} >= set(sent), 10)

@@ -23,7 +23,7 @@ UNIT = "van-dev-01"
 LATENCY_ALERTS = 400
 LATENCY_RATE_HZ = 40.0
 RESTARTS = 100
-KILL9_RESTARTS = 20
+KILL9_RESTARTS = 100
 
 
 def _alert(track_id: int) -> dict:
