@@ -100,13 +100,17 @@ def _publish_as(van_certs, port, identity, topic, payload=b'{"forged":true}'):
     return codes[0]
 
 
-def test_tablet_cannot_publish_an_alert(van_broker, van_certs, tablet):
+def test_tablet_cannot_publish_an_alert(van_broker, van_certs, keys, tablet, tmp_path):
     code = _publish_as(van_certs, van_broker.lan_port, "tablet-01", f"lfr/v1/{A}/alert")
     assert code.is_failure and "authori" in str(code).lower()
     code = _publish_as(van_certs, van_broker.lan_port, "console-01", f"lfr/v1/{A}/status")
     assert code.is_failure
     time.sleep(0.5)
     assert tablet.payloads("alert") == [] and tablet.payloads("status") == []
+    with open_unit(van_certs, van_broker, keys, tmp_path) as unit:  # the listener does receive real ones
+        real = unit.submit(mh.make_alert())
+        assert tablet.wait_for(lambda s: real in alert_ids(s), 5)
+    assert [p["alert_id"] for p in tablet.payloads("alert")] == [real]
 
 
 def test_unit_a_cannot_publish_as_unit_b(van_broker, van_certs, keys, tablet, tmp_path):
