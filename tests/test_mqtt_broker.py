@@ -5,7 +5,6 @@ import json
 import time
 import uuid
 
-import paho.mqtt.client as mqtt
 import pytest
 
 from appliance.mqtt import AlertPublisher, verify
