@@ -51,8 +51,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if args.card:
         from ..evaluate.card import write_card  # noqa: PLC0415
 
-        runtime = {"backend": type(engine.embedder.model).__name__, "embedder": args.embedder,
-                   "detector": "whole image, no tiles"}
+        runtime = {"embedder_backend": getattr(engine.embedder.model, "backend", "?"),
+                   "embedder": args.embedder, "detector": "whole image, no tiles",
+                   "ms_per_image": doc["ms_per_image"], "load_average_1min": doc["load_average_1min"]}
         write_card(doc, Path(args.card), Path(args.card).stem, runtime)
     print(json.dumps({"model_id": doc["model_id"], "runtime_seconds": doc["runtime_seconds"],
                       "thresholds": doc["thresholds"], "tpir_at_fpir": doc["tpir_at_fpir"],
