@@ -7,6 +7,7 @@ from pathlib import Path
 
 from ..config import Config, load_config, resolve
 from ..mqtt.outbox import Outbox
+from ..mqtt.publisher import OUTBOX_FILE
 from ..mqtt.schemas import write_schema_files
 
 
@@ -29,7 +30,7 @@ def outbox_summary(db_path: Path) -> dict:
 def cmd_outbox(args: argparse.Namespace) -> int:
     """Print the outbox summary as JSON."""
     cfg = load_config(args.config) if args.config else Config()
-    db = Path(args.db) if args.db else resolve(cfg.unit.data_dir) / "appliance.db"
+    db = Path(args.db) if args.db else resolve(cfg.unit.data_dir) / OUTBOX_FILE
     print(json.dumps(outbox_summary(db), indent=2))
     return 0
 
@@ -42,6 +43,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--out", default="docs/schemas")
     q.set_defaults(func=cmd_schemas)
     q = msub.add_parser("outbox", help="show pending, delivered and expired alerts")
-    q.add_argument("--config", help="appliance TOML (its data_dir holds appliance.db)")
+    q.add_argument("--config", help=f"appliance TOML (its data_dir holds {OUTBOX_FILE})")
     q.add_argument("--db", help="path of the SQLite database (overrides --config)")
     q.set_defaults(func=cmd_outbox)
