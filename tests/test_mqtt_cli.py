@@ -32,3 +32,10 @@ def test_mqtt_commands_have_help(capsys):
         except SystemExit as exc:
             assert exc.code == 0
         assert "usage:" in capsys.readouterr().out
+
+
+def test_mqtt_outbox_without_a_database_names_the_fix(tmp_path, capsys):
+    assert main(["mqtt", "outbox", "--db", str(tmp_path / "none.db")]) == 2
+    err = capsys.readouterr().err
+    assert "no alert outbox" in err and "fix:" in err
+    assert not (tmp_path / "none.db").exists()

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 from ..config import Config, load_config, resolve
+from ..errors import UsageError
 from ..mqtt.outbox import Outbox
 from ..mqtt.publisher import OUTBOX_FILE
 from ..mqtt.schemas import write_schema_files
@@ -20,6 +21,9 @@ def cmd_schemas(args: argparse.Namespace) -> int:
 
 def outbox_summary(db_path: Path) -> dict:
     """Alert ids by state (pending, delivered, expired) and the pending count of an outbox."""
+    if not db_path.is_file():
+        raise UsageError(f"no alert outbox at {db_path}",
+                         fix="pass --db, or --config with the unit's [unit] data_dir")
     box = Outbox(db_path)
     try:
         return {"db": str(db_path), "pending_rows": box.pending_count(), "alerts": box.counts()}
