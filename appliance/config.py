@@ -126,6 +126,7 @@ class DemoWatchlistConfig(Section):
 class MqttConfig(Section):
     """MQTT to the van broker: TLS client certificate, durable outbox, heartbeat (docs/mqtt.md)."""
 
+    enabled: bool = Field(False, description="publish alerts to the van broker (true on every unit)")
     host: str = "127.0.0.1"
     port: int = Field(8884, ge=1, le=65535, description="the broker's loopback TLS listener")
     ca_file: str = "/etc/appliance/mqtt/ca.crt"

@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
+import time
 from typing import Callable
 
 import numpy as np
@@ -17,7 +18,7 @@ from .pipeline.match import Watchlist
 from .pipeline.runner import EventSink, RunResult, Runner
 from .vision.engine import EnrolmentReject, FaceEngine, decode_image
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 
 def enrol_plain(engine: FaceEngine, images: dict[str, str]) -> Watchlist:
@@ -77,25 +78,64 @@ def model_hashes(cfg: Config) -> dict[str, str]:
     return {name: specs[name].sha256 for name in dict.fromkeys(names)}
 
 
+DECISIONS = {"confirm": "confirmed", "reject": "rejected", "unable": "unable"}
+
+
+def _open_publisher(cfg: Config, audit_log):
+    """The MQTT publisher with its durable outbox, wired to the audit log (None when disabled)."""
+    if not cfg.mqtt.enabled:
+        return None
+    from .keystore import open_keystore  # noqa: PLC0415
+    from .mqtt.publisher import AlertPublisher  # noqa: PLC0415
+
+    def expired(row) -> None:
+        audit_log.append("alert_expired", {"alert_id": row.alert_id, "age_s": round(time.time() - row.created, 1)})
+
+    def adjudicated(adj: dict) -> None:
+        audit_log.append("adjudication", {"alert_id": adj["alert_id"], "decision": DECISIONS[adj["decision"]],
+                                    "officer_ids": list(adj["officer_ids"]), "time": adj["time"]})
+
+    keystore = open_keystore(cfg.watchlist.keystore, resolve(cfg.unit.data_dir))
+    return AlertPublisher.open(cfg, keystore, on_expired=expired, on_adjudication=adjudicated)
+
+
 def run_service(cfg: Config, extra_sinks: list[Callable[[Alert], None]] | None = None,
                 engine: FaceEngine | None = None, install_signals: bool = True) -> RunResult:
     """The unit's main job: the pipeline with the audit log first in line (fail closed).
 
-    An alert reaches the later sinks (stdout, the MQTT outbox) only after its
-    audit entry is committed; if the log cannot be written, matching stops.
+    An alert reaches the MQTT outbox (when [mqtt] enabled) and stdout only after
+    its audit entry is committed; if the log cannot be written, matching stops
+    and the unit's MQTT status says why.
     """
     from .audit.sink import AuditSink, open_audit_log, service_start_payload  # noqa: PLC0415
 
-    log = open_audit_log(cfg)
-    audit = AuditSink(log)
+    audit_log = open_audit_log(cfg)
+    audit = AuditSink(audit_log)
+    publisher = None
     try:
         engine = engine or FaceEngine.from_config(cfg)
-        log.append("service_start", service_start_payload(cfg, model_hashes(cfg),
+        publisher = _open_publisher(cfg, audit_log)
+        audit_log.append("service_start", service_start_payload(cfg, model_hashes(cfg),
                                                           engine.detector.net.model.backend))
-        sinks = [audit.alert, *(extra_sinks if extra_sinks is not None else [stdout_sink])]
+        later = [publisher.submit] if publisher else []
+        sinks = [audit.alert, *later, *(extra_sinks if extra_sinks is not None else [stdout_sink])]
         result = run_pipeline(cfg, alert_sinks=sinks, events=audit.event, engine=engine,
                               install_signals=install_signals)
-        log.append("service_stop", {"reason": "error" if result.error else "source ended or signal"})
+        if result.error and publisher:
+            publisher.set_status("degraded", result.error.message[:200])
+        _append_quietly(audit_log, "service_stop", {"reason": "error" if result.error else "source ended or signal"})
         return result
     finally:
-        log.close()
+        if publisher:
+            publisher.close()
+        audit_log.close()
+
+
+def _append_quietly(audit_log, kind: str, payload: dict) -> None:
+    """Best-effort entry at shutdown: a full log must not hide the error that stopped the run."""
+    from .errors import AuditError  # noqa: PLC0415
+
+    try:
+        audit_log.append(kind, payload)
+    except AuditError as exc:
+        logger.warning("could not audit %s: %s", kind, exc.message)

@@ -142,6 +142,8 @@ SCHEMAS: dict[str, EventSchema] = {
                 alert_id="id", time="time", subject_ref="id", score="number",
                 threshold="number", model_id="id", deployment_id=_opt("id"),
                 camera_id=_opt("id"), track_id=_opt("count")),
+    "alert_expired": _s(1, "an alert was not delivered to the broker within the outbox's maximum age",
+                        alert_id="id", age_s="number"),
     "adjudication": _s(1, "an officer's decision on an alert (G5)",
                        alert_id="id", decision=DECISIONS, officer_ids="officers", time="time",
                        deployment_id=_opt("id")),
