@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 APPLIANCE := $(BIN)/appliance
 STAMP := $(VENV)/.installed
 
-.PHONY: venv models demo test bench clean
+.PHONY: venv models broker demo test bench clean
 
 $(STAMP): setup.cfg pyproject.toml
 	$(PY) -m venv $(VENV_FLAGS) $(VENV)
@@ -20,7 +20,13 @@ venv: $(STAMP)
 models: $(STAMP)
 	$(APPLIANCE) models fetch
 
-demo: models
+# The demo's van broker is a local mosquitto (Debian package); installed here when root.
+broker:
+	@command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || \
+	  { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && apt-get update -qq && apt-get install -y -qq mosquitto >/dev/null; } || \
+	  echo "note: mosquitto not installed (sudo apt-get install mosquitto); the demo will print alerts only"
+
+demo: models broker
 	$(APPLIANCE) demo
 
 test: models

@@ -98,33 +98,105 @@ def compose_demo_clip(engine: FaceEngine, photos: dict[str, Path], folder: Path,
     return DemoClip(folder, {"DEMO-OBAMA": 2}, sorted({a.sprite.identity for a in actors}))
 
 
-def demo_config(workdir: Path, photos: dict[str, Path], clip: Path) -> tuple[Config, str]:
+UNIT = "van-dev-01"  # a unit named in deploy/mosquitto/acl
+
+
+def demo_config(workdir: Path, photos: dict[str, Path], clip: Path, broker=None) -> tuple[Config, str]:
     """The demo's config (also written to workdir/appliance.toml for people to read)."""
-    text = (f'# Written by `appliance demo`.\n[unit]\nid = "van-demo-01"\ndata_dir = "{workdir}/data"\n\n'
-            f'[capture]\nbackend = "replay"\nsource = "{clip}"\nfps = 0.0\n\n'
-            '[demo_watchlist.enrol]\n'
-            + "".join(f'{ref} = "{photos[name]}"\n' for ref, name in WATCHLISTED.items()))
+    text = (f'# Written by `appliance demo`.\n[unit]\nid = "{UNIT}"\ndata_dir = "{workdir}/data"\n\n'
+            f'[capture]\nbackend = "replay"\nsource = "{clip}"\nfps = 0.0\n\n')
+    if broker is not None:
+        certs = broker.certs
+        text += (f'[mqtt]\nenabled = true\nport = {broker.unit_port}\nca_file = "{certs}/ca.crt"\n'
+                 f'cert_file = "{certs}/{UNIT}.crt"\nkey_file = "{certs}/{UNIT}.key"\n\n')
+    text += "[demo_watchlist.enrol]\n" + "".join(f'{ref} = "{photos[name]}"\n' for ref, name in WATCHLISTED.items())
     return parse_config(tomllib.loads(text), workdir / "appliance.toml"), text
 
 
+def _start_broker(workdir: Path):
+    """A local mosquitto with the van broker's own config and certificates, or None if absent."""
+    from .mqtt.vanbroker import VanBroker, make_certs, mosquitto_binary  # noqa: PLC0415
+
+    if mosquitto_binary() is None:
+        print("demo: mosquitto is not installed (apt-get install mosquitto): alerts go to stdout only")
+        return None
+    certs = workdir / "certs"
+    if not (certs / "ca.crt").exists():
+        make_certs(certs)
+    broker = VanBroker(workdir / "broker", certs)
+    broker.start()
+    return broker
+
+
+def _tablet_check(tablet, alerts: list, data_dir: Path) -> str:
+    """Wait for the tablet to hold every alert; verify each signature with the unit key."""
+    from .keystore import open_keystore  # noqa: PLC0415
+    from .mqtt import verify  # noqa: PLC0415
+
+    wanted = {a.alert_id for a in alerts}
+    tablet.wait_for(lambda t: wanted <= {p["alert_id"] for p in t.payloads("alert")}, 30)
+    key = open_keystore("file", data_dir).verify_key()
+    got = {verify("alert", payload, key)["alert_id"] for topic, payload, _ in tablet.messages
+           if topic.endswith("/alert")}
+    return f"tablet-01 received {len(got & wanted)} of {len(wanted)} alerts over TLS, signatures valid"
+
+
+def _audit_check(cfg: Config, workdir: Path) -> str:
+    """Export the audit log and verify it offline, as an auditor would."""
+    from .audit.export import export_log  # noqa: PLC0415
+    from .audit.sink import audit_db_path  # noqa: PLC0415
+    from .audit.verify import verify_export  # noqa: PLC0415
+
+    from .keystore import open_keystore  # noqa: PLC0415
+
+    out = workdir / "audit-export.jsonl"
+    export_log(audit_db_path(cfg), out)
+    verdict = verify_export(out, unit_key=open_keystore("file", workdir / "data").verify_key())
+    return f"audit export {out.name}, pinned unit key: {'verified OK' if verdict.ok else 'FAILED'}"
+
+
 def run_demo(workdir: Path) -> int:
-    """Fetch photos, compose the clip, enrol, replay; print alerts and the verdict."""
-    from .service import run_pipeline, stdout_sink  # noqa: PLC0415
+    """Fetch photos, compose the clip, enrol, replay through the unit's main job; print the verdict."""
+    from .keystore import open_keystore  # noqa: PLC0415
+    from .service import run_service  # noqa: PLC0415
+    from .mqtt.vanbroker import TabletClient  # noqa: PLC0415
 
     workdir = workdir.resolve()
     photos = fetch_photos(workdir / "assets")
-    cfg, text = demo_config(workdir, photos, workdir / "clip")
-    (workdir / "appliance.toml").write_text(text)
-    engine = FaceEngine.from_config(cfg)
-    clip = compose_demo_clip(engine, photos, workdir / "clip")
-    print(f"demo: {CLIP_FRAMES} frames {CLIP_SIZE[0]}x{CLIP_SIZE[1]} in {clip.folder}; "
-          f"watchlist: {', '.join(WATCHLISTED)}; people in the clip: {', '.join(clip.identities)}")
-    result = run_pipeline(cfg, alert_sinks=[stdout_sink], engine=engine)
+    store = open_keystore("file", workdir / "data")
+    if not store.exists():
+        store.init()
+    broker = _start_broker(workdir)
+    tablet = TabletClient(broker.certs, broker.lan_port, [f"lfr/v1/{UNIT}/alert"], client_id="demo-tablet") \
+        if broker else None
+    try:
+        cfg, text = demo_config(workdir, photos, workdir / "clip", broker)
+        (workdir / "appliance.toml").write_text(text)
+        engine = FaceEngine.from_config(cfg)
+        clip = compose_demo_clip(engine, photos, workdir / "clip")
+        print(f"demo: {CLIP_FRAMES} frames {CLIP_SIZE[0]}x{CLIP_SIZE[1]} in {clip.folder}; "
+              f"watchlist: {', '.join(WATCHLISTED)}; people in the clip: {', '.join(clip.identities)}")
+        if tablet:
+            tablet.wait_connected()
+        result = run_service(cfg, engine=engine)
+        notes = [_tablet_check(tablet, result.alerts, workdir / "data")] if tablet else []
+    finally:
+        if tablet:
+            tablet.close()
+        if broker:
+            broker.stop()
+    notes.append(_audit_check(cfg, workdir))
+    return _verdict(result, clip, notes)
+
+
+def _verdict(result, clip: DemoClip, notes: list[str]) -> int:
     got: dict[str, int] = {}
     for alert in result.alerts:
         got[alert.subject_ref] = got.get(alert.subject_ref, 0) + 1
     print(f"demo: counters {dict(sorted(result.counters.items()))}")
-    ok = got == clip.expected_alerts and result.error is None
+    for note in notes:
+        print(f"demo: {note}")
+    ok = got == clip.expected_alerts and result.error is None and all("FAILED" not in n for n in notes)
     print(f"demo: alerts {got}, expected {clip.expected_alerts}: {'OK' if ok else 'MISMATCH'}")
     if result.error:
         raise result.error
