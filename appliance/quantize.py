@@ -3,7 +3,8 @@
 Calibrated on faces aligned by the unit's own detector and aligner from the
 calibration split of the evaluation set (never the test split), Conv layers only,
 per-channel weights and 99.99th-percentile activation ranges (the setting that
-kept the most accuracy, MODELS.md). The built file is never committed: it is
+kept the most accuracy, MODELS.md). QOperator format (QLinearConv): the converted
+graph's opset is below 13, where QDQ's per-channel DequantizeLinear has no axis. The built file is never committed: it is
 rebuilt by `appliance quantize` into models/cache/ with its SHA-256 recorded
 beside it and checked at every load, like the other derived models.
 """
@@ -21,7 +22,7 @@ INT8_FILE = "MobileFaceNet.int8.onnx"
 INT8_NAME = "mobilefacenet-int8"
 QUANT_SETTINGS = {"op_types": ["Conv"], "per_channel": True, "calibrate_method": "Percentile",
                   "percentile": 99.99, "weight_type": "QInt8", "activation_type": "QUInt8",
-                  "format": "QDQ"}
+                  "format": "QOperator"}
 log = logging.getLogger(__name__)
 
 
@@ -69,7 +70,7 @@ def quantize(faces: np.ndarray, models_dir: Path = DEFAULT_MODELS_DIR) -> Path:
     dest = Path(models_dir) / INT8_FILE
     tmp = dest.with_suffix(".part.onnx")
     quantize_static(str(src), str(tmp), _FaceReader(faces, graph_input.name, batch),
-                    quant_format=QuantFormat.QDQ, op_types_to_quantize=QUANT_SETTINGS["op_types"],
+                    quant_format=QuantFormat.QOperator, op_types_to_quantize=QUANT_SETTINGS["op_types"],
                     per_channel=True, weight_type=QuantType.QInt8, activation_type=QuantType.QUInt8,
                     calibrate_method=CalibrationMethod.Percentile,
                     extra_options={"CalibPercentile": QUANT_SETTINGS["percentile"]})
