@@ -16,8 +16,9 @@ pytestmark = [pytest.mark.dataset, pytest.mark.slow]
 def small_eval(tmp_path_factory):
     dataset = lfw_dev_or_skip()
     out = tmp_path_factory.mktemp("eval")
+    groups = {p.name: f"g{len(p.name) % 2}" for p in dataset.iterdir()}  # arbitrary, for the rows
     opts = EvalOptions(max_identities=360, max_images_per_id=3, degradations=("small_face_24",),
-                       watchlist_sizes=(50, 400), bootstrap_reps=100, progress=False)
+                       watchlist_sizes=(50, 400), bootstrap_reps=100, progress=False, groups=groups)
     run_eval(dataset, out, eval_engine(), opts)
     return out, json.loads((out / "eval.json").read_text())
 
@@ -48,3 +49,13 @@ def test_small_eval_writes_card_det_and_degradation_rows(small_eval):
     assert small["rank1"] <= doc["test"]["rank1"] + 0.02
     assert [r["requested"] for r in doc["watchlist_size"]["rows"]] == [50, 400]
     assert doc["watchlist_size"]["rows"][1]["padding_entries"] > 0
+
+
+def test_small_eval_has_per_group_rows_covering_every_search(small_eval):
+    _, doc = small_eval
+    rows = doc["groups"]
+    assert set(rows) == {"g0", "g1", "(no group)"}
+    test = doc["test"]["searches"]
+    assert rows["g0"]["mated"] + rows["g1"]["mated"] == test["mated"]
+    assert rows["g0"]["nonmated"] + rows["g1"]["nonmated"] == test["nonmated"]
+    assert 0.0 <= rows["g0"]["at_threshold"]["0.01"]["fpir"]["value"] <= 1.0
