@@ -109,11 +109,11 @@ def run_service(cfg: Config, extra_sinks: list[Callable[[Alert], None]] | None =
     """
     from .audit.sink import AuditSink, open_audit_log, service_start_payload  # noqa: PLC0415
 
+    engine = engine or FaceEngine.from_config(cfg)  # backend and models first: nothing touched yet
     audit_log = open_audit_log(cfg)
     audit = AuditSink(audit_log)
     publisher = None
     try:
-        engine = engine or FaceEngine.from_config(cfg)
         publisher = _open_publisher(cfg, audit_log)
         audit_log.append("service_start", service_start_payload(cfg, model_hashes(cfg),
                                                           engine.detector.net.model.backend))
