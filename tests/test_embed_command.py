@@ -58,14 +58,14 @@ def test_embed_command_line_and_bad_input(tmp_path, capsys):
 
 
 def test_batched_eval_path_matches_embed_image(engine):
-    from appliance.evaluate.embedding import EmbeddingCache, read_image
+    """The eval's batched detect/align/embed gives embed_image's face and vector."""
+    from appliance.evaluate import degrade
+    from appliance.evaluate.embedding import EmbeddingCache, path_seed, read_image
 
     lfw = lfw_dev_or_skip()
     paths = sorted(lfw.glob("Ab*/*.jpg"))[:7]
     batched, ok = EmbeddingCache(engine).embed(paths, "small_face_32")
-    for path, vector, found in zip(paths, batched, ok):
-        from appliance.evaluate import degrade
-        from appliance.evaluate.embedding import path_seed
+    for path, vector, found in zip(paths, batched, ok, strict=True):
         single, _ = engine.embed_image(degrade.apply("small_face_32", read_image(path), path_seed(path)))
         assert found == (single is not None)
         if found:
