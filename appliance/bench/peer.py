@@ -67,7 +67,7 @@ def ours_on_clips(engine, clips: dict[str, np.ndarray]) -> dict:
     """FaceEngine.faces on the first frames of every clip: per-frame ms and faces embedded."""
     out = {}
     for name, all_frames in clips.items():
-        frames = all_frames[:peer_clips.PEER_FRAMES]
+        frames = all_frames[:peer_clips.peer_frames(name)]
         engine.faces(frames[0])  # warm-up
         rows = []
         for frame in frames:
@@ -109,7 +109,7 @@ def pipeline_on_clip(frames: np.ndarray, enrol: dict[str, str], work: Path) -> d
 
 def throughput(engine, python: Path, clips: dict[str, np.ndarray], enrol: dict[str, str], work: Path) -> dict:
     """Frames/s of both systems on the same clips, and the ratios."""
-    first = {k: v[:peer_clips.PEER_FRAMES, ..., ::-1].copy() for k, v in clips.items()}  # peer wants RGB
+    first = {k: v[:peer_clips.peer_frames(k), ..., ::-1].copy() for k, v in clips.items()}  # peer wants RGB
     np.savez(work / "frames.npz", **first)
     _worker(python, "clips", work / "frames.npz", work / "peer_clips.json")
     peer = json.loads((work / "peer_clips.json").read_text())
@@ -169,7 +169,7 @@ def plot(path: Path, rows: dict, acc: dict | None) -> None:
 
     names = list(rows)
     x = np.arange(len(names))
-    fig, ax = plt.subplots(figsize=(7, 4), dpi=110)
+    fig, ax = plt.subplots(figsize=(9, 4), dpi=110)
     series = [("face_recognition (dlib)", [rows[n]["peer"]["fps"] for n in names]),
               ("appliance engine, every face every frame", [rows[n]["appliance_engine_per_frame"]["fps"] for n in names])]
     if all("appliance_pipeline" in rows[n] for n in names):
@@ -177,9 +177,9 @@ def plot(path: Path, rows: dict, acc: dict | None) -> None:
     width = 0.8 / len(series)
     for i, (label, values) in enumerate(series):
         ax.bar(x + i * width, values, width, label=label)
-    ax.set_xticks(x + width * (len(series) - 1) / 2, names)
+    ax.set_xticks(x + width * (len(series) - 1) / 2, [n.replace("_", "\n") for n in names], fontsize=8)
     ax.set_yscale("log")
-    ax.set_ylabel("frames/s (1280x720)")
+    ax.set_ylabel("frames/s")
     title = "Peer benchmark"
     if acc:
         title += f"; TPIR@FPIR 1e-2: appliance {acc['appliance']['tpir']:.3f}, peer {acc['peer']['tpir']:.3f}"

@@ -18,12 +18,15 @@ import numpy as np
 from ..modelstore import REPO_ROOT
 
 LFW = REPO_ROOT.parent / "shared" / "datasets" / "lfw-dev"
-SIZE = (1280, 720)
+SIZE = (1280, 720)            # the acceptance clip size (and the latency run's)
+SIZES = ((1280, 720), (1920, 1080))
 FACES = (1, 5, 20)
 FRAMES = 30        # frames per clip for the appliance's pipeline run
 PEER_FRAMES = 6    # the first frames, for the per-frame runs (the peer takes seconds a frame)
+PEER_FRAMES_1080P = 3
 HEIGHTS = (56.0, 96.0)
-CLIP_NOTE = (f"{SIZE[0]}x{SIZE[1]}, {FRAMES} frames each (per-frame runs: the first {PEER_FRAMES}), "
+CLIP_NOTE = (f"1280x720 and 1920x1080, {FRAMES} frames each (per-frame runs: the first {PEER_FRAMES}, "
+             f"{PEER_FRAMES_1080P} at 1920x1080), "
              f"{FACES} lfw-dev heads at {HEIGHTS[0]:.0f}-"
              f"{HEIGHTS[1]:.0f} px face height walking on a textured background (appliance.scenes)")
 ENROLLED, MATED_PER_ID, NONMATED = 120, 2, 300
@@ -43,12 +46,17 @@ def _sprites(engine, count: int) -> list:
     return sprites
 
 
-def clip(sprites: list, faces: int, seed: int) -> np.ndarray:
+def peer_frames(name: str) -> int:
+    """How many of a clip's first frames the per-frame runs take."""
+    return PEER_FRAMES_1080P if name.startswith("1920x1080") else PEER_FRAMES
+
+
+def clip(sprites: list, faces: int, seed: int, size: tuple[int, int] = SIZE) -> np.ndarray:
     """FRAMES frames (BGR) of ``faces`` heads on a jittered grid, each drifting a few px a frame."""
     from ..scenes import Actor, background, render  # noqa: PLC0415
 
     rng = np.random.default_rng(seed)
-    w, h = SIZE
+    w, h = size
     cols = int(np.ceil(np.sqrt(faces * w / h)))
     rows = int(np.ceil(faces / cols))
     actors = []
@@ -59,18 +67,18 @@ def clip(sprites: list, faces: int, seed: int) -> np.ndarray:
         height = min(height, 0.55 * h / rows)
         dx = rng.uniform(-3, 3) * FRAMES
         actors.append(Actor(sprite, 0, FRAMES - 1, (cx, cy), (cx + dx, cy), height))
-    bg = background(SIZE, seed=seed)
+    bg = background(size, seed=seed)
     return np.stack([render(bg, actors, seq)[0] for seq in range(FRAMES)])
 
 
 def standard_clips(engine) -> tuple[dict[str, np.ndarray], dict[str, str]]:
-    """The three standard clips keyed like '1280x720_5faces', and a watchlist to run them with.
+    """The standard clips keyed like '1280x720_5faces', and a watchlist to run them with.
 
     The watchlist enrols, from a different photo, the people in the 5-face clip that
     have one, so that the pipeline run matches, tracks and alerts as in service.
     """
     sprites = _sprites(engine, max(FACES))
-    clips = {f"{SIZE[0]}x{SIZE[1]}_{n}faces": clip(sprites, n, seed=n) for n in FACES}
+    clips = {f"{w}x{h}_{n}faces": clip(sprites, n, seed=n, size=(w, h)) for w, h in SIZES for n in FACES}
     enrol = {}
     for sprite in sprites[:5]:
         photos = sorted((LFW / sprite.identity).glob("*.jpg"))
@@ -187,7 +195,8 @@ def capture_to_alert(work: Path, fps: float = 15.0) -> dict:
         result = run_pipeline(cfg, alert_sinks=[], install_signals=False)
         ms = np.array(result.latencies_ms)
         out["clips"][f"{SIZE[0]}x{SIZE[1]}_{faces}faces"] = {
-            "enrolled": len(cfg.demo_watchlist.enrol), "alerts": int(ms.size), "frames_processed": result.counters["frames"], "frames_offered": FRAMES,
+            "enrolled": len(cfg.demo_watchlist.enrol), "alerts": int(ms.size),
+            "frames_processed": result.counters["frames"], "frames_offered": FRAMES,
             "p50_ms": float(np.percentile(ms, 50)) if ms.size else None,
             "p99_ms": float(np.percentile(ms, 99)) if ms.size else None,
             "max_ms": float(ms.max()) if ms.size else None}
