@@ -86,8 +86,8 @@ class QualityConfig(Section):
 class MatchConfig(Section):
     """Matching and the alert decision."""
 
-    threshold: float = Field(0.55, ge=-1.0, le=1.0)
-    threshold_floor: float = Field(0.45, ge=-1.0, le=1.0)
+    threshold: float = Field(0.65, ge=-1.0, le=1.0)
+    threshold_floor: float = Field(0.64, ge=-1.0, le=1.0)
     hits_needed: int = Field(2, ge=1, le=50, description="N of the last M good frames")
     embed_every: int = Field(1, ge=1, le=30, description="embed a track's face once in N frames")
     window: int = Field(5, ge=1, le=100, description="M, the last good frames considered")
