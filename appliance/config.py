@@ -44,7 +44,7 @@ class InferenceConfig(Section):
 
     backend: Literal["auto", "litert", "onnx", "hailo"] = "auto"
     models_dir: str = "models/cache"
-    threads: int = Field(2, ge=1, le=16)
+    threads: int = Field(1, ge=1, le=16, description="per model; the two inference stages already overlap")
 
 
 class DetectConfig(Section):
@@ -57,7 +57,8 @@ class DetectConfig(Section):
                                   description="edges of the square tiles covering the frame, px")
     tile_overlap: float = Field(0.25, ge=0.0, le=0.5)
     whole_frame: bool = True
-    fine_every: int = Field(3, ge=1, le=30, description="search the finest tiles once in N frames each")
+    discovery_windows: int = Field(2, ge=0, le=256,
+                                   description="tiles searched per frame in turn (0: every tile, every frame)")
     focus_tracks: bool = Field(True, description="short-range search around every live track")
 
     @model_validator(mode="after")
@@ -89,7 +90,8 @@ class MatchConfig(Section):
     threshold: float = Field(0.65, ge=-1.0, le=1.0)
     threshold_floor: float = Field(0.64, ge=-1.0, le=1.0)
     hits_needed: int = Field(2, ge=1, le=50, description="N of the last M good frames")
-    embed_every: int = Field(1, ge=1, le=30, description="embed a track's face once in N frames")
+    embed_budget: int = Field(2, ge=0, le=256,
+                              description="faces embedded per frame, least recently embedded tracks first (0: all)")
     window: int = Field(5, ge=1, le=100, description="M, the last good frames considered")
 
     @model_validator(mode="after")

@@ -65,14 +65,19 @@ class FrameProcessor:
         for face in faces:
             if face.reject:
                 self.counters[f"quality_reject_{face.reject}"] += 1
-        chosen = [(f, t) for f, t in zip(faces, tracks) if f.reject is None and self._due(t, frame.seq)]
+        chosen = self._choose(faces, tracks)
+        self.counters["embeddings_deferred"] += sum(f.reject is None for f in faces) - len(chosen)
         for _, track in chosen:
             track.last_embedded = frame.seq
         return Analysed(frame, chosen)
 
-    def _due(self, track: Track, seq: int) -> bool:
-        # a track that has alerted needs no more matching; others are embedded every N frames
-        return not track.alerted and seq - track.last_embedded >= self.cfg.match.embed_every
+    def _choose(self, faces: list[Face], tracks: list[Track]) -> list[tuple[Face, Track]]:
+        """Faces to embed this frame: good faces of tracks that have not alerted, least
+        recently embedded first, at most ``embed_budget`` of them (0: all)."""
+        due = [(f, t) for f, t in zip(faces, tracks) if f.reject is None and not t.alerted]
+        due.sort(key=lambda ft: (ft[1].last_embedded, -ft[0].det.height))
+        budget = self.cfg.match.embed_budget
+        return due[:budget] if budget else due
 
     def finish(self, analysed: "Analysed") -> list[Alert]:
         """Stage two: embed the chosen faces, match them, decide; return completed alerts."""

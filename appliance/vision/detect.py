@@ -114,15 +114,15 @@ class FaceDetector:
     """BlazeFace over a tile pyramid; returns merged detections in frame pixels.
 
     On a single image every window is searched. In a stream (``seq`` given) the
-    coarse windows (whole frame and the larger tiles) are searched every frame,
-    the finest tiles in turn, one in ``fine_every`` frames each, and every live
-    track gets a small focus window around its predicted box, searched by the
-    short-range model when one is given. New small faces are thus found within
-    ``fine_every`` frames, and known faces are followed cheaply in every frame.
+    whole frame is searched every frame (near faces, found at once), the tiles in
+    turn, ``discovery_windows`` per frame, and every live track gets a small focus
+    window around its predicted box, searched by the short-range model when one is
+    given. New far faces are thus found within a few frames, and known faces are
+    followed cheaply in every frame.
     """
 
     def __init__(self, net: Net, score_threshold: float, nms_iou: float, tile_sizes: tuple[int, ...],
-                 tile_overlap: float, whole_frame: bool, fine_every: int = 1,
+                 tile_overlap: float, whole_frame: bool, discovery_windows: int = 0,
                  focus_net: Net | None = None) -> None:
         self.net = net
         self.focus_net = focus_net or net
@@ -131,7 +131,7 @@ class FaceDetector:
         self.tile_sizes = tile_sizes
         self.tile_overlap = tile_overlap
         self.whole_frame = whole_frame
-        self.fine_every = fine_every
+        self.discovery_windows = discovery_windows
 
     def detect(self, frame: np.ndarray, seq: int | None = None,
                focus: list[np.ndarray] | tuple = ()) -> list[Detection]:
@@ -145,14 +145,20 @@ class FaceDetector:
         return self._merge(found)
 
     def windows(self, width: int, height: int, seq: int | None) -> list[Region]:
-        """The full-range windows to search in frame ``seq`` (all of them when seq is None)."""
+        """The full-range windows to search in frame ``seq`` (all of them when seq is None).
+
+        In a stream the whole frame is searched every frame and the tiles in turn,
+        ``discovery_windows`` of them per frame, so the frame is covered every
+        ceil(tiles / discovery_windows) frames.
+        """
         regions = plan_regions(width, height, self.tile_sizes, self.tile_overlap, self.whole_frame)
-        if seq is None or self.fine_every <= 1 or len(self.tile_sizes) < 2:
+        budget = self.discovery_windows
+        whole = regions[:1] if self.whole_frame else []
+        tiles = regions[len(whole):]
+        if seq is None or budget <= 0 or budget >= len(tiles):
             return regions
-        finest = min(self.tile_sizes)
-        fine = [r for r in regions if r.size == finest and r.size < max(width, height)]
-        coarse = [r for r in regions if r not in fine]
-        return coarse + [r for i, r in enumerate(fine) if i % self.fine_every == seq % self.fine_every]
+        start = (seq * budget) % len(tiles)
+        return whole + [tiles[(start + i) % len(tiles)] for i in range(budget)]
 
     def detect_region(self, frame: np.ndarray, region: Region, net: Net | None = None) -> list[Detection]:
         """Run a model on one window and map its detections to frame pixels."""

@@ -99,7 +99,7 @@ class FaceEngine:
         if d.focus_tracks and d.model != FOCUS_MODEL:
             focus = Net.of(backend.open_model(FOCUS_MODEL, models_dir, cfg.inference.threads), FOCUS_MODEL)
         detector = FaceDetector(net, d.score_threshold, d.nms_iou, tuple(d.tile_sizes), d.tile_overlap,
-                                d.whole_frame, d.fine_every, focus)
+                                d.whole_frame, d.discovery_windows, focus)
         emb_model = backend.open_model(EMBEDDER, models_dir, cfg.inference.threads)
         embedder = Embedder(emb_model, load_manifest()[EMBEDDER].model_id)
         return cls(detector, embedder, QualityGate(cfg.quality))
