@@ -102,3 +102,18 @@ def fix_end_count(lines: list[str]) -> list[str]:
     """Make the (unsigned) end line agree with the entries present, as a careful forger would."""
     count = sum(1 for line in lines if '"entry"' in line[:12])
     return lines[:-1] + [json.dumps({"end": {"entries": count, "heads": json.loads(lines[-1])["end"]["heads"]}})]
+
+
+# The head of a child script that makes the listed top-level modules unimportable
+# (argv[1]: comma-separated names) and remembers what was loaded before (BEFORE).
+IMPORT_BLOCKER = r"""
+import importlib.abc, json, sys
+BEFORE = set(sys.modules)
+FORBIDDEN = set(sys.argv[1].split(","))
+class Block(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in FORBIDDEN:
+            raise ImportError(f"blocked for the offline verifier: {name}")
+        return None
+sys.meta_path.insert(0, Block())
+"""

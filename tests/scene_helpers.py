@@ -23,3 +23,20 @@ def sprite_from(engine, photo_path: Path, identity: str) -> Sprite | None:
         return None
     best = max(dets, key=lambda d: d.score)
     return cut_sprite(photo, best.box, identity)
+
+
+def two_photo_cast(engine, lfw: Path, n: int) -> list[tuple[str, "np.ndarray", Sprite]]:
+    """``n`` people with two usable photos: (name, enrolment photo, sprite from the other photo)."""
+    import pytest  # noqa: PLC0415
+
+    people = []
+    for person in lfw_people(lfw, min_images=2):
+        photos = sorted(person.glob("*.jpg"))
+        sprite = sprite_from(engine, photos[1], person.name)
+        enrol = cv2.imread(str(photos[0]))
+        if sprite is None or engine.embed_image(enrol)[0] is None:
+            continue
+        people.append((person.name, enrol, sprite))
+        if len(people) == n:
+            return people
+    pytest.fail("lfw-dev has too few people with two usable photos")

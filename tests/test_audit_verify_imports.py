@@ -15,7 +15,7 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
 
-from tests.audit_helpers import exported, new_key
+from tests.audit_helpers import IMPORT_BLOCKER, exported, new_key
 
 REPO = Path(__file__).resolve().parents[1]
 FORBIDDEN = ["numpy", "cv2", "onnxruntime", "ai_edge_litert", "litert", "tflite_runtime", "pydantic",
@@ -24,16 +24,7 @@ VERIFIER_FILES = ["appliance/__init__.py", "appliance/audit/__init__.py", "appli
                   "appliance/audit/verify_checks.py", "appliance/audit/merkle.py",
                   "appliance/audit/events.py", "appliance/audit/heads.py"]
 
-CHILD = r"""
-import importlib.abc, json, sys
-BEFORE = set(sys.modules)
-FORBIDDEN = set(sys.argv[1].split(","))
-class Block(importlib.abc.MetaPathFinder):
-    def find_spec(self, name, path=None, target=None):
-        if name.split(".")[0] in FORBIDDEN:
-            raise ImportError(f"blocked for the offline verifier: {name}")
-        return None
-sys.meta_path.insert(0, Block())
+CHILD = IMPORT_BLOCKER + r"""
 sys.path.insert(0, sys.argv[2])
 from appliance.audit.verify import main
 rc = main([sys.argv[3], "--unit-key", sys.argv[4]])

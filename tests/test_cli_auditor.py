@@ -7,19 +7,10 @@ import sys
 
 from cryptography.hazmat.primitives import serialization
 
-from tests.audit_helpers import exported, new_key
+from tests.audit_helpers import IMPORT_BLOCKER, exported, new_key
 from tests.test_audit_verify_imports import FORBIDDEN
 
-CHILD = r"""
-import importlib.abc, json, sys
-BEFORE = set(sys.modules)
-FORBIDDEN = set(sys.argv[1].split(","))
-class Block(importlib.abc.MetaPathFinder):
-    def find_spec(self, name, path=None, target=None):
-        if name.split(".")[0] in FORBIDDEN:
-            raise ImportError(f"blocked for the offline verifier: {name}")
-        return None
-sys.meta_path.insert(0, Block())
+CHILD = IMPORT_BLOCKER + r"""
 from appliance.cli import main
 rc = main(["audit", "verify", sys.argv[2], "--unit-key", sys.argv[3]])
 top = sorted({m.split(".")[0] for m in set(sys.modules) - BEFORE} - set(sys.stdlib_module_names))

@@ -8,7 +8,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
 import numpy as np
 import pytest
 
@@ -16,7 +15,7 @@ from appliance.config import parse_config
 from appliance.pipeline.match import Watchlist
 from appliance.scenes import Actor, background, write_clip
 from appliance.service import run_pipeline
-from scene_helpers import lfw_people, sprite_from
+from scene_helpers import two_photo_cast
 
 
 @dataclass(frozen=True)
@@ -59,17 +58,7 @@ CASES = [
 @pytest.fixture(scope="module")
 def cast(engine, lfw):
     """Six people with two usable photos each: (enrolment photo, sprite from another photo)."""
-    people = []
-    for person in lfw_people(lfw, min_images=2):
-        photos = sorted(person.glob("*.jpg"))
-        sprite = sprite_from(engine, photos[1], person.name)
-        enrol = cv2.imread(str(photos[0]))
-        if sprite is None or engine.embed_image(enrol)[0] is None:
-            continue
-        people.append((person.name, enrol, sprite))
-        if len(people) == 6:
-            return people
-    pytest.fail("lfw-dev has too few people with two usable photos")
+    return two_photo_cast(engine, lfw, 6)
 
 
 def _watchlist(engine, cast, enrolled) -> Watchlist:

@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import base64
 
-import cv2
 import numpy as np
-import pytest
 
 from appliance.config import parse_config
 from appliance.mqtt import AlertPublisher, verify
@@ -21,27 +19,17 @@ from appliance.service import run_pipeline
 try:
     from tests import mqtt_helpers as mh
     from tests.mqtt_helpers import van_broker, van_certs  # noqa: F401  (fixtures)
-    from tests.scene_helpers import lfw_people, sprite_from
+    from tests.scene_helpers import two_photo_cast
 except ImportError:  # tests/ is not a package: pytest put it on sys.path
     import mqtt_helpers as mh
     from mqtt_helpers import van_broker, van_certs  # noqa: F401
-    from scene_helpers import lfw_people, sprite_from
+    from scene_helpers import two_photo_cast
 
 UNIT = "van-dev-01"
 
 
 def _cast(engine, lfw, n=3):
-    people = []
-    for person in lfw_people(lfw, min_images=2):
-        photos = sorted(person.glob("*.jpg"))
-        sprite = sprite_from(engine, photos[1], person.name)
-        enrol = cv2.imread(str(photos[0]))
-        if sprite is None or engine.embed_image(enrol)[0] is None:
-            continue
-        people.append((person.name, enrol, sprite))
-        if len(people) == n:
-            return people
-    pytest.fail("lfw-dev has too few people with two usable photos")
+    return two_photo_cast(engine, lfw, n)
 
 
 def test_replay_alerts_reach_the_tablet_signed(engine, lfw, van_broker, van_certs, tmp_path):

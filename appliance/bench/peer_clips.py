@@ -33,17 +33,9 @@ ENROLLED, MATED_PER_ID, NONMATED = 120, 2, 300
 
 
 def _sprites(engine, count: int) -> list:
-    from ..scenes import cut_sprite  # noqa: PLC0415
+    from .recall import lfw_sprites  # noqa: PLC0415
 
-    sprites = []
-    for person in sorted(p for p in LFW.iterdir() if p.is_dir()):
-        photo = cv2.imread(str(sorted(person.glob("*.jpg"))[0]))
-        dets = engine.detector.detect(photo)
-        if dets:
-            sprites.append(cut_sprite(photo, max(dets, key=lambda d: d.score).box, person.name))
-        if len(sprites) == count:
-            return sprites
-    return sprites
+    return lfw_sprites(engine, LFW, count)
 
 
 def peer_frames(name: str) -> int:

@@ -11,7 +11,6 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Callable
 
-import cv2
 import numpy as np
 
 from ..capture.base import Frame
