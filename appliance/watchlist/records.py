@@ -9,8 +9,9 @@ above every version accepted before for the same deployment id.
 from __future__ import annotations
 
 import sqlite3
+import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -74,15 +75,31 @@ class DeploymentRecords:
     def __init__(self, data_dir: Path) -> None:
         self.path = Path(data_dir) / DB_NAME
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        with self._connect() as db:
-            db.executescript(SCHEMA)
+        self._initialise()
+
+    def _initialise(self, attempts: int = 100) -> None:
+        """Switch the file to WAL (persistent) and create the table.
+
+        Two processes opening a new file at once can see "database is locked" from the
+        journal-mode switch, which SQLite does not retry through the busy timeout.
+        """
+        for attempt in range(attempts):
+            try:
+                with closing(sqlite3.connect(self.path, timeout=10.0)) as db:
+                    db.execute("PRAGMA journal_mode=WAL")
+                with self._connect() as db:
+                    db.executescript(SCHEMA)
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or attempt == attempts - 1:
+                    raise
+                time.sleep(0.05)
 
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
         """A connection that commits on success, rolls back on error, and is always closed."""
         db = sqlite3.connect(self.path, timeout=10.0)
         try:
-            db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=FULL")
             with db:
                 yield db
