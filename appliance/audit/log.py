@@ -26,6 +26,7 @@ Library API (what the pipeline calls)::
 from __future__ import annotations
 
 import base64
+from contextlib import contextmanager
 import sqlite3
 import threading
 import time as _time
@@ -220,25 +221,29 @@ class AuditLog:
         """Sign and store a head over every committed entry now; raise AuditError on failure."""
         with self._lock:
             self._require_open()
-            try:
-                self._conn.execute("BEGIN IMMEDIATE")
-                self._catch_up()
+            with self._transaction():
                 head = self._insert_head(self._tree, reason)
-                self._conn.execute("COMMIT")
-            except sqlite3.Error as exc:
-                raise self._fail(exc) from None
-            except AuditError:
-                self._rollback()
-                raise
             self._after_head(head)
             return head
+
+    @contextmanager
+    def _transaction(self) -> Iterator[None]:
+        """BEGIN IMMEDIATE (re-reading the tip) ... COMMIT; any failure rolls back as AuditError."""
+        try:
+            self._conn.execute("BEGIN IMMEDIATE")
+            self._catch_up()
+            yield
+            self._conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            raise self._fail(exc) from None
+        except AuditError:
+            self._rollback()
+            raise
 
     def _write(self, make: Callable[[int], tuple[str, dict]], reason: str, meta: dict | None = None) -> int:
         with self._lock:
             self._require_open()
-            try:
-                self._conn.execute("BEGIN IMMEDIATE")
-                self._catch_up()
+            with self._transaction():
                 seq = self._tree.size
                 event_type, payload = make(seq)
                 now = utc_now()
@@ -252,12 +257,6 @@ class AuditLog:
                 tree.append(leaf)
                 due = self._head_due(tree.size, reason)
                 head = self._insert_head(tree, due) if due else None
-                self._conn.execute("COMMIT")
-            except sqlite3.Error as exc:
-                raise self._fail(exc) from None
-            except AuditError:
-                self._rollback()
-                raise
             self._tree = tree
             self._state, self._reason, self._fix = "ok", "", ""
             if head is not None:
