@@ -93,6 +93,7 @@ class MatchConfig(Section):
     embed_budget: int = Field(2, ge=0, le=256,
                               description="faces embedded per frame, least recently embedded tracks first (0: all)")
     window: int = Field(5, ge=1, le=100, description="M, the last good frames considered")
+    threads: int = Field(2, ge=1, le=8, description="threads splitting the 1:N screen of the watchlist rows")
 
     @model_validator(mode="after")
     def _check(self) -> "MatchConfig":

@@ -73,9 +73,11 @@ def test_purge_overwrites_the_buffers_it_held(unit, entries, tmp_path):
     started(unit, entries, tmp_path)
     runner = unit.deployment()
     watchlist = runner.current_watchlist()
-    matrix, thumb = watchlist.matrix, watchlist.entries[0]["thumbnail"]
+    matrix, codes, thumb = watchlist.matrix, watchlist.screen.codes, watchlist.entries[0]["thumbnail"]
+    assert matrix.any() and codes.any()
     runner.end()
     assert not matrix.any(), "the original matrix buffer is zeroed, not just dropped"
+    assert not codes.any(), "so are its int8 codes"
     assert thumb == bytearray(len(thumb)), "thumbnails are overwritten in place"
 
 

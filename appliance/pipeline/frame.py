@@ -97,7 +97,7 @@ class FrameProcessor:
 
     def _match(self, analysed: "Analysed", watchlist: Watchlist) -> list[Alert]:
         alerts = []
-        best, scores = watchlist.top1(np.stack([f.embedding for f, _ in analysed.chosen]))
+        best, scores = watchlist.top1(np.stack([f.embedding for f, _ in analysed.chosen]), self.cfg.match.threads)
         for (face, track), idx, score in zip(analysed.chosen, best, scores):
             alert = self._update_track(analysed.frame, face, track, watchlist, int(idx), float(score))
             if alert:
