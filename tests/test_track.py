@@ -2,9 +2,12 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from appliance.pipeline.decide import decide, record
-from appliance.pipeline.track import Tracker
+from appliance.pipeline.track import Tracker, affinities, iou
 
 
 def _box(x, y, s=40.0):
@@ -52,3 +55,27 @@ def test_hits_outside_the_window_do_not_count():
         record(track, seq, 1, 0.1, 0.55)
     record(track, 4, 1, 0.9, 0.55)
     assert decide(track, hits_needed=2) is None
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.tuples(st.floats(0, 500), st.floats(0, 500), st.floats(1, 200), st.floats(1, 200)),
+                min_size=1, max_size=6),
+       st.lists(st.tuples(st.floats(0, 500), st.floats(0, 500), st.floats(1, 200), st.floats(1, 200)),
+                min_size=1, max_size=6))
+def test_affinity_matrix_is_iou_or_a_small_near_neighbour_score(tracks, dets):
+    """The vectorised affinities agree with the scalar IoU, pair by pair."""
+    def xyxy(rows):
+        return np.array([[x, y, x + w, y + h] for x, y, w, h in rows], np.float64)
+
+    expected, boxes = xyxy(tracks), xyxy(dets)
+    score = affinities(expected, boxes, iou_min=0.2)
+    for t, e in enumerate(expected):
+        for d, b in enumerate(boxes):
+            overlap = iou(e, b)
+            if overlap >= 0.2:
+                assert score[t, d] == pytest.approx(overlap)
+            else:
+                assert 0.0 <= score[t, d] < 1e-3
+                far = np.linalg.norm((e[:2] + e[2:]) / 2 - (b[:2] + b[2:]) / 2) > 1.5 * max(e[2] - e[0], b[2] - b[0])
+                if far:
+                    assert score[t, d] == 0.0

@@ -58,15 +58,19 @@ def _centre(box: np.ndarray) -> np.ndarray:
     return (box[:2] + box[2:]) / 2
 
 
-def _affinity(track: Track, box: np.ndarray, seq: int, iou_min: float) -> float:
-    """IoU with the predicted box when it reaches iou_min, else a small score for near neighbours."""
-    expected = track.predicted(seq)
-    overlap = iou(expected, box)
-    if overlap >= iou_min:
-        return overlap
-    size = max(expected[2] - expected[0], box[2] - box[0])
-    dist = float(np.linalg.norm(_centre(expected) - _centre(box)))
-    return 0.0 if dist > FALLBACK_DISTANCE * size else 1e-3 * (1 - dist / (FALLBACK_DISTANCE * size))
+def affinities(expected: np.ndarray, boxes: np.ndarray, iou_min: float) -> np.ndarray:
+    """(tracks, boxes) affinity: IoU with the predicted box when it reaches iou_min, else
+    a small score (below 1e-3) for near neighbours, else 0."""
+    e, b = expected[:, None, :], boxes[None, :, :]
+    ix = np.clip(np.minimum(e[..., 2], b[..., 2]) - np.maximum(e[..., 0], b[..., 0]), 0, None)
+    iy = np.clip(np.minimum(e[..., 3], b[..., 3]) - np.maximum(e[..., 1], b[..., 1]), 0, None)
+    inter = ix * iy
+    union = (e[..., 2] - e[..., 0]) * (e[..., 3] - e[..., 1]) + (b[..., 2] - b[..., 0]) * (b[..., 3] - b[..., 1]) - inter
+    overlap = np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
+    reach = FALLBACK_DISTANCE * np.maximum(e[..., 2] - e[..., 0], b[..., 2] - b[..., 0])
+    dist = np.linalg.norm((e[..., :2] + e[..., 2:]) / 2 - (b[..., :2] + b[..., 2:]) / 2, axis=-1)
+    near = np.where(dist > reach, 0.0, 1e-3 * (1 - dist / np.maximum(reach, 1e-9)))
+    return np.where(overlap >= iou_min, overlap, near)
 
 
 class Tracker:
@@ -82,15 +86,21 @@ class Tracker:
     def update(self, seq: int, boxes: list[np.ndarray]) -> list[Track]:
         """Assign each box to a track (new or existing); return the tracks in box order."""
         self._expire(seq)
-        pairs = sorted(((_affinity(t, b, seq, self.iou_min), tid, i) for tid, t in self.tracks.items()
-                        for i, b in enumerate(boxes)), reverse=True)
         assigned: dict[int, Track] = {}
-        used: set[int] = set()
-        for score, tid, i in pairs:
-            if i in assigned or tid in used or score <= 0:
-                continue
-            assigned[i] = self.tracks[tid]
-            used.add(tid)
+        if self.tracks and boxes:
+            tids = list(self.tracks)
+            expected = np.stack([self.tracks[tid].predicted(seq) for tid in tids]).astype(np.float64)
+            score = affinities(expected, np.asarray(boxes, np.float64).reshape(-1, 4), self.iou_min)
+            used: set[int] = set()
+            rows, cols = np.nonzero(score > 0)
+            # best pairs first; ties go to the later track and box, as a reverse sort of (score, tid, i) did
+            for k in sorted(range(len(rows)), key=lambda k: (score[rows[k], cols[k]], tids[rows[k]], cols[k]),
+                            reverse=True):
+                tid, i = tids[rows[k]], int(cols[k])
+                if i in assigned or tid in used:
+                    continue
+                assigned[i] = self.tracks[tid]
+                used.add(tid)
         for i, box in enumerate(boxes):
             track = assigned.get(i) or self._new(box, seq)
             self._move(track, np.asarray(box, np.float32), seq)
