@@ -59,7 +59,9 @@ class DetectConfig(Section):
     whole_frame: bool = True
     discovery_windows: int = Field(2, ge=0, le=256,
                                    description="tiles searched per frame in turn (0: every tile, every frame)")
-    focus_tracks: bool = Field(True, description="short-range search around every live track")
+    focus_tracks: bool = Field(True, description="short-range search around the live tracks")
+    focus_windows: int = Field(8, ge=0, le=256,
+                               description="focus windows per frame, tracks least recently found first (0: every track)")
 
     @model_validator(mode="after")
     def _tiles(self) -> "DetectConfig":

@@ -79,3 +79,19 @@ def test_affinity_matrix_is_iou_or_a_small_near_neighbour_score(tracks, dets):
                 far = np.linalg.norm((e[:2] + e[2:]) / 2 - (b[:2] + b[2:]) / 2) > 1.5 * max(e[2] - e[0], b[2] - b[0])
                 if far:
                     assert score[t, d] == 0.0
+
+
+def test_focus_budget_visits_every_track_in_turn_and_keeps_them_alive():
+    """20 walkers, 8 focus windows a frame, found only through their focus windows."""
+    tracker = Tracker(iou_min=0.2, max_missed=15, window=5)
+    walkers = [_box(60.0 * i, 100.0) for i in range(20)]
+    ids = {t.track_id for t in tracker.update(0, walkers)}
+    for seq in range(1, 31):
+        focus = tracker.predictions(seq, budget=8)
+        assert len(focus) == 8
+        found = [b for b in walkers if any(np.allclose(b, f) for f in focus)]
+        assert len(found) == 8, "each focus box is a walker's predicted box"
+        ids |= {t.track_id for t in tracker.update(seq, found)}
+        assert max(seq - t.last_seq for t in tracker.tracks.values()) <= 3, "no track waits past its turn"
+    assert len(ids) == 20 and len(tracker.tracks) == 20, "nobody lost their track, so nobody alerts twice"
+    assert len(tracker.predictions(31)) == 20, "without a budget every live track gets a window"

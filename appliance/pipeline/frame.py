@@ -52,7 +52,8 @@ class FrameProcessor:
 
     def analyse(self, frame: Frame) -> "Analysed":
         """Stage one: detect, gate, align and track; choose which faces to embed."""
-        focus = self.tracker.predictions(frame.seq) if self.cfg.detect.focus_tracks else ()
+        d = self.cfg.detect
+        focus = self.tracker.predictions(frame.seq, d.focus_windows) if d.focus_tracks else ()
         faces = self.engine.analyse(frame.image, frame.seq, focus)
         # counts only: never a box, crop or vector of a face that may not match
         log.debug("frame %d: %d face(s), %d passed the quality gate", frame.seq, len(faces),

@@ -7,6 +7,7 @@ embedding or crop.
 """
 from __future__ import annotations
 
+import math
 from collections import deque
 from dataclasses import dataclass, field
 from itertools import count
@@ -120,9 +121,18 @@ class Tracker:
         self.tracks[track.track_id] = track
         return track
 
-    def predictions(self, seq: int, recent: int = 3) -> list[np.ndarray]:
-        """Predicted boxes at ``seq`` of the tracks seen in the last ``recent`` frames."""
-        return [t.predicted(seq) for t in self.tracks.values() if seq - t.last_seq <= recent]
+    def predictions(self, seq: int, budget: int = 0, recent: int = 3) -> list[np.ndarray]:
+        """Predicted boxes at ``seq`` of the tracks seen lately, least recently found first,
+        at most ``budget`` of them (0: all).
+
+        With a budget each track is found about every ``tracks / budget`` frames, so
+        "lately" stretches to that many frames (and never below ``recent``).
+        """
+        if budget:
+            recent = max(recent, math.ceil(len(self.tracks) / budget) + 1)
+        due = sorted((t for t in self.tracks.values() if seq - t.last_seq <= recent),
+                     key=lambda t: (t.last_seq, t.last_embedded, t.track_id))
+        return [t.predicted(seq) for t in (due[:budget] if budget else due)]
 
     def _expire(self, seq: int) -> None:
         for tid in [tid for tid, t in self.tracks.items() if seq - t.last_seq > self.max_missed]:
