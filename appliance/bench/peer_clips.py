@@ -191,5 +191,6 @@ def capture_to_alert(work: Path, fps: float = 15.0) -> dict:
             "frames_processed": result.counters["frames"], "frames_offered": FRAMES,
             "p50_ms": float(np.percentile(ms, 50)) if ms.size else None,
             "p99_ms": float(np.percentile(ms, 99)) if ms.size else None,
-            "max_ms": float(ms.max()) if ms.size else None}
+            "max_ms": float(ms.max()) if ms.size else None,
+            "latencies_ms": [round(float(v), 1) for v in ms]}
     return out

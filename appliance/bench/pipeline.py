@@ -50,9 +50,12 @@ def run(out_dir: Path) -> dict:
                               capture_output=True, text=True, check=True)
         rows.append(json.loads(proc.stdout.strip().splitlines()[-1]))
     from .peer_clips import capture_to_alert  # noqa: PLC0415 - latency at 15 fps (issue 5)
+    from .plots import pipeline_png  # noqa: PLC0415
 
-    return {"clip": "demo clip (registry photos), 90 frames, unpaced replay, LiteRT, 2 threads",
-            "runs": rows, "capture_to_alert": capture_to_alert(Path(out_dir) / "work" / "latency")}
+    result = {"clip": "demo clip (registry photos), 90 frames, unpaced replay, LiteRT, 2 threads",
+              "runs": rows, "capture_to_alert": capture_to_alert(Path(out_dir) / "work" / "latency")}
+    pipeline_png(Path(out_dir) / "pipeline.png", result)
+    return result
 
 
 if __name__ == "__main__":

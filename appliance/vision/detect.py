@@ -67,14 +67,24 @@ def plan_regions(width: int, height: int, tile_sizes: tuple[int, ...], overlap: 
     return regions
 
 
+def _resize(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Resize to ``size`` (w, h): area-average halvings first (OpenCV's fast exact-2x path),
+    then one area or linear step; 2-3x faster than one area resize by a fractional factor."""
+    while image.shape[1] >= 2 * size[0] and image.shape[0] >= 2 * size[1]:
+        image = cv2.resize(image, (image.shape[1] // 2, image.shape[0] // 2), interpolation=cv2.INTER_AREA)
+    interp = cv2.INTER_AREA if image.shape[1] > size[0] else cv2.INTER_LINEAR
+    return cv2.resize(image, size, interpolation=interp)
+
+
 def _window(frame: np.ndarray, region: Region, input_size: int) -> np.ndarray:
     crop = frame[region.y:region.y + region.size, region.x:region.x + region.size]
-    if crop.shape[0] != region.size or crop.shape[1] != region.size:
-        padded = np.zeros((region.size, region.size, 3), np.uint8)
-        padded[:crop.shape[0], :crop.shape[1]] = crop
-        crop = padded
-    interp = cv2.INTER_AREA if region.size > input_size else cv2.INTER_LINEAR
-    small = cv2.resize(crop, (input_size, input_size), interpolation=interp)
+    if crop.shape[0] == region.size and crop.shape[1] == region.size:
+        small = _resize(crop, (input_size, input_size))
+    else:  # a window past the frame's edge: scale what is there, then pad (not pad 1280x1280, then scale)
+        scale = input_size / region.size
+        size = (max(1, round(crop.shape[1] * scale)), max(1, round(crop.shape[0] * scale)))
+        small = np.zeros((input_size, input_size, 3), np.uint8)
+        small[:size[1], :size[0]] = _resize(crop, size)
     rgb = cv2.cvtColor(small, cv2.COLOR_BGR2RGB)
     return (rgb.astype(np.float32) / 127.5 - 1.0)[None]
 
