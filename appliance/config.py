@@ -118,7 +118,8 @@ class TrackConfig(Section):
 class RunnerConfig(Section):
     """Pipeline threads and queues."""
 
-    queue_size: int = Field(2, ge=1, le=64)
+    queue_size: int = Field(1, ge=1, le=64,
+                            description="frames waiting for analysis; a live source drops the oldest (1: only the newest waits)")
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
 

@@ -69,7 +69,7 @@ class LatestFrameQueue:
 
 
 _END = object()
-ANALYSED_QUEUE = 2
+ANALYSED_QUEUE = 1
 
 
 @dataclass
