@@ -52,7 +52,7 @@ def run(out_dir: Path) -> dict:
     from .peer_clips import capture_to_alert  # noqa: PLC0415 - latency at 15 fps (issue 5)
     from .plots import pipeline_png  # noqa: PLC0415
 
-    result = {"clip": "demo clip (registry photos), 90 frames, unpaced replay, LiteRT, 2 threads",
+    result = {"clip": "demo clip (registry photos), 90 frames, unpaced replay, LiteRT, one thread per model, two pipeline stages",
               "runs": rows, "capture_to_alert": capture_to_alert(Path(out_dir) / "work" / "latency")}
     pipeline_png(Path(out_dir) / "pipeline.png", result)
     return result
