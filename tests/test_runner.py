@@ -6,6 +6,7 @@ import signal
 import subprocess
 import time
 from collections import Counter
+from types import SimpleNamespace
 
 import cv2
 import numpy as np
@@ -26,9 +27,9 @@ class SlowProcessor:
         time.sleep(0.05)
         self.seen.append(frame.seq)
         self.counters["frames"] += 1
-        return frame
+        return SimpleNamespace(frame=frame)
 
-    def finish(self, frame):
+    def finish(self, analysed):
         return []
 
 
@@ -62,6 +63,7 @@ def test_unpaced_replay_processes_every_frame(tmp_path):
     source = ReplaySource(tmp_path / "clip", fps=0.0, loop=False, camera_id="cam0")
     result = Runner(processor, source, queue_size=1).run(install_signals=False)
     assert processor.seen == list(range(15)) and result.counters["frames_dropped"] == 0
+    assert 12 < result.frames_per_s() <= 20.5, "50 ms a frame, timed from the first capture, not from start-up"
 
 
 def test_sigterm_and_sigint_stop_a_looping_run_cleanly(tmp_path):

@@ -80,6 +80,14 @@ class RunResult:
     alerts: list[Alert] = field(default_factory=list)
     error: ApplianceError | None = None
     latencies_ms: list[float] = field(default_factory=list)
+    first_capture_mono: float | None = None
+    last_finish_mono: float | None = None
+
+    def frames_per_s(self) -> float:
+        """Throughput from the first frame's capture to the last frame's decision (no start-up)."""
+        if self.first_capture_mono is None or self.last_finish_mono is None:
+            return 0.0
+        return self.counters["frames"] / max(self.last_finish_mono - self.first_capture_mono, 1e-9)
 
 
 class Runner:
@@ -191,7 +199,10 @@ class Runner:
         return None
 
     def _handle(self, analysed: object) -> None:
+        if self.result.first_capture_mono is None:
+            self.result.first_capture_mono = analysed.frame.t_mono
         self._guarded(self._finish_frame, analysed)
+        self.result.last_finish_mono = time.monotonic()
 
     def _finish_frame(self, analysed: object) -> None:
         # an AuditError from the first sink means no audit entry: fail closed, nothing leaves
