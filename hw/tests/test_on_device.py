@@ -149,3 +149,18 @@ def test_installed_config_validates_and_its_models_verify():
     proc = subprocess.run([str(APPLIANCE), "models", "verify", "--models-dir", cfg.inference.models_dir],
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
+
+
+# --- 1:N match ----------------------------------------------------------------------------------
+
+def test_int8_match_screen_runs_on_the_cores_dot_product_instructions():
+    """The watchlist screen (appliance/pipeline/match.py) is fast only with int8 dot-product SIMD:
+    the Pi 5's Cortex-A76 has it (NEON SDOT), so NumKong must report it there."""
+    import platform  # noqa: PLC0415
+
+    import numkong  # noqa: PLC0415
+
+    if platform.machine() != "aarch64":
+        pytest.skip(f"not an Arm board ({platform.machine()}): the Pi 5 and Jetson checks only")
+    caps = numkong.get_capabilities()
+    assert caps.get("neonsdot") or caps.get("svesdot"), f"no int8 dot-product SIMD reported: {caps}"
