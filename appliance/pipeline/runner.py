@@ -157,6 +157,8 @@ class Runner:
     def _analyse(self) -> None:
         try:
             for frame in self._items(self.frames.get):
+                if self.result.first_capture_mono is None:
+                    self.result.first_capture_mono = frame.t_mono
                 self._put_analysed(self._guarded(self.processor.analyse, frame))
         finally:
             self._put_analysed(_END)
@@ -199,8 +201,6 @@ class Runner:
         return None
 
     def _handle(self, analysed: object) -> None:
-        if self.result.first_capture_mono is None:
-            self.result.first_capture_mono = analysed.frame.t_mono
         self._guarded(self._finish_frame, analysed)
         self.result.last_finish_mono = time.monotonic()
 
