@@ -34,6 +34,7 @@ PEER_PACKAGES = ["dlib-bin==20.0.1.post1", "face-recognition-models==0.3.0", "nu
 PEER_NODEPS = ["face_recognition==1.3.0"]
 WORKER = Path(__file__).with_name("peer_worker.py")
 FPIR = 0.01
+ACCEPTANCE_CLIP = "1280x720_5faces"  # issue 5: at least 25x the peer's frames/s here
 
 
 def peer_python(venv: Path = PEER_VENV) -> Path:
@@ -125,6 +126,22 @@ def throughput(engine, python: Path, clips: dict[str, np.ndarray], enrol: dict[s
     return rows
 
 
+def repeated_ratio(python: Path, name: str, frames: np.ndarray, enrol: dict[str, str], work: Path,
+                   rounds: int = 3) -> dict:
+    """The acceptance ratio measured ``rounds`` times, peer and pipeline back to back in each round,
+    so that both sides of each ratio see the same minute of a machine whose speed drifts."""
+    first = {name: frames[:peer_clips.peer_frames(name), ..., ::-1].copy()}
+    np.savez(work / "acceptance.npz", **first)
+    out = []
+    for _ in range(rounds):
+        _worker(python, "clips", work / "acceptance.npz", work / "acceptance.json")
+        peer = _fps(json.loads((work / "acceptance.json").read_text())[name])["fps"]
+        ours = pipeline_on_clip(frames, enrol, work)["fps"]
+        out.append({"peer_fps": peer, "pipeline_fps": ours, "ratio": ours / peer})
+    return {"clip": name, "rounds": out, "median_ratio": float(np.median([r["ratio"] for r in out])),
+            "min_ratio": float(min(r["ratio"] for r in out))}
+
+
 def _peer_search(gallery: np.ndarray, gallery_id: np.ndarray, probes: np.ndarray, ok: np.ndarray):
     """Top-1 by smallest Euclidean distance; score = -distance (higher is more alike)."""
     top_id = np.full(len(probes), -1, np.int64)
@@ -210,6 +227,7 @@ def run(out_dir: Path) -> dict:
         work = Path(tmp)
         clips, enrol = peer_clips.standard_clips(engine)
         rows = throughput(engine, python, clips, enrol, work)
+        rounds = repeated_ratio(python, ACCEPTANCE_CLIP, clips[ACCEPTANCE_CLIP], enrol, work)
         acc = accuracy(FaceEngine.from_config(peer_clips.eval_config()), python,
                        peer_clips.probe_set(), work)
     plot(out_dir / "peer.png", rows, acc)
@@ -219,4 +237,5 @@ def run(out_dir: Path) -> dict:
             "target": {"fps_ratio_5faces_min": 25.0, "tpir_not_lower": True},
             "fps_ratio_5faces_engine": five.get("ratio_engine"),
             "fps_ratio_5faces_pipeline": five.get("ratio_pipeline"),
+            "fps_ratio_5faces_pipeline_repeated": rounds,
             "tpir_not_lower": bool(acc["tpir_difference"] >= 0)}
