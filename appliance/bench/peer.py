@@ -110,12 +110,17 @@ def pipeline_on_clip(frames: np.ndarray, enrol: dict[str, str], work: Path) -> d
             "alerts": len(result.alerts), "faces_seen": result.counters["faces_seen"]}
 
 
-def throughput(engine, python: Path, clips: dict[str, np.ndarray], enrol: dict[str, str], work: Path) -> dict:
-    """Frames/s of both systems on the same clips, and the ratios."""
+def peer_on_clips(python: Path, clips: dict[str, np.ndarray], work: Path) -> dict:
+    """The peer's per-frame rows on the first frames of every clip (run in its own venv)."""
     first = {k: v[:peer_clips.peer_frames(k), ..., ::-1].copy() for k, v in clips.items()}  # peer wants RGB
     np.savez(work / "frames.npz", **first)
     _worker(python, "clips", work / "frames.npz", work / "peer_clips.json")
-    peer = json.loads((work / "peer_clips.json").read_text())
+    return json.loads((work / "peer_clips.json").read_text())
+
+
+def throughput(engine, python: Path, clips: dict[str, np.ndarray], enrol: dict[str, str], work: Path) -> dict:
+    """Frames/s of both systems on the same clips, and the ratios."""
+    peer = peer_on_clips(python, clips, work)
     ours = ours_on_clips(engine, clips)
     rows = {}
     for name, frames in clips.items():
@@ -130,12 +135,9 @@ def repeated_ratio(python: Path, name: str, frames: np.ndarray, enrol: dict[str,
                    rounds: int = 3) -> dict:
     """The acceptance ratio measured ``rounds`` times, peer and pipeline back to back in each round,
     so that both sides of each ratio see the same minute of a machine whose speed drifts."""
-    first = {name: frames[:peer_clips.peer_frames(name), ..., ::-1].copy()}
-    np.savez(work / "acceptance.npz", **first)
     out = []
     for _ in range(rounds):
-        _worker(python, "clips", work / "acceptance.npz", work / "acceptance.json")
-        peer = _fps(json.loads((work / "acceptance.json").read_text())[name])["fps"]
+        peer = _fps(peer_on_clips(python, {name: frames}, work)[name])["fps"]
         ours = pipeline_on_clip(frames, enrol, work)["fps"]
         out.append({"peer_fps": peer, "pipeline_fps": ours, "ratio": ours / peer})
     return {"clip": name, "rounds": out, "median_ratio": float(np.median([r["ratio"] for r in out])),

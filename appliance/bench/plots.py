@@ -20,8 +20,7 @@ def pipeline_png(path: Path, result: dict) -> None:
     plt = _pyplot()
     fig, (stages_ax, alert_ax) = plt.subplots(1, 2, figsize=(11, 4), dpi=110)
     runs = result.get("runs", [])
-    stages = sorted({s for r in runs for s in r["stages_ms"]}, key=lambda s: list(runs[0]["stages_ms"]).index(s)
-                    if s in runs[0]["stages_ms"] else 99)
+    stages = list(dict.fromkeys(s for r in runs for s in r["stages_ms"]))  # pipeline order, as first seen
     x = np.arange(len(stages))
     width = 0.8 / max(2 * len(runs), 1)
     for i, r in enumerate(runs):
