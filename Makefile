@@ -9,10 +9,10 @@ STAMP := $(VENV)/.installed
 
 .PHONY: venv models broker demo test bench clean
 
-$(STAMP): setup.cfg pyproject.toml
+$(STAMP): setup.cfg pyproject.toml tools/pyproject.toml
 	$(PY) -m venv $(VENV_FLAGS) $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -e '.[dev]' -e ./tools
 	touch $(STAMP)
 
 venv: $(STAMP)

@@ -1,3 +1,3 @@
 """Live facial recognition appliance firmware for police camera vans."""
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

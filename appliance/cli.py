@@ -1,7 +1,9 @@
 """The one entry point, ``appliance``: a thin CLI over library functions.
 
-Every subsystem registers its subcommands from its own ``cli`` module, listed in
-COMMAND_MODULES. Typed errors are caught here, at one boundary, and printed as
+Every subsystem registers its subcommands from its own module, listed in
+COMMAND_MODULES; tooling installed beside the firmware (``lfr_tools``: bench, eval, demo,
+back office) adds its commands through the ``appliance.commands`` entry-point group, so
+a unit that has only the runtime package has only the unit's commands. Typed errors are caught here, at one boundary, and printed as
 a message that names the fix, with the documented exit code; never a traceback.
 """
 from __future__ import annotations
@@ -10,21 +12,21 @@ import argparse
 import importlib
 import logging
 import sys
+from importlib.metadata import entry_points
 
 from . import __version__
 from .errors import EXIT_CODES, ApplianceError
 
 COMMAND_MODULES = [
     "appliance.commands.core",
-    "appliance.commands.bench",
     "appliance.commands.vision",
-    "appliance.commands.eval",
     "appliance.commands.mqtt",
     "appliance.commands.keys",
     "appliance.commands.watchlist",
     "appliance.commands.deployment",
     "appliance.commands.audit",
 ]
+PLUGIN_GROUP = "appliance.commands"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -41,6 +43,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
         importlib.import_module(name).register(sub)
+    for plugin in entry_points(group=PLUGIN_GROUP):
+        plugin.load().register(sub)
     return parser
 
 

@@ -18,7 +18,7 @@ def lfw_dev_or_skip() -> Path:
 
 def eval_engine():
     """The unit's engine as `appliance eval` builds it (skips if the weights are not fetched)."""
-    from appliance.commands.eval import build_engine
+    from lfr_tools.commands.eval import build_engine
     from appliance.errors import ModelError
 
     try:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from appliance.mqtt.vanbroker import (REPO, TabletClient, VanBroker, free_port, make_certs,  # noqa: F401
+from lfr_tools.broker import (REPO, TabletClient, VanBroker, free_port, make_certs,  # noqa: F401
                                       mosquitto_binary, tls_client)
 
 Subscriber = TabletClient

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import cv2
 
-from appliance.scenes import Sprite, cut_sprite
+from lfr_tools.scenes import Sprite, cut_sprite
 
 
 def lfw_people(lfw: Path, min_images: int = 1) -> list[Path]:

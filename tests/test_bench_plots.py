@@ -6,8 +6,8 @@ import json
 import cv2
 import pytest
 
-from appliance.bench import match
-from appliance.bench.plots import match_png, pipeline_png
+from lfr_tools.bench import match
+from lfr_tools.bench.plots import match_png, pipeline_png
 
 pytest.importorskip("matplotlib", reason="matplotlib comes with the dev extra: pip install -e '.[dev]'")
 

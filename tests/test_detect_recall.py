@@ -5,7 +5,7 @@ import json
 
 import numpy as np
 
-from appliance.bench.recall import HEIGHTS, measure_recall
+from lfr_tools.bench.recall import HEIGHTS, measure_recall
 from appliance.vision.blazeface import FULL_RANGE, SHORT_RANGE, make_anchors
 from appliance.vision.detect import plan_regions
 

@@ -7,7 +7,7 @@ import pytest
 
 from appliance.cli import main
 from appliance.errors import InputError
-from appliance.evaluate.embed_files import collect_images, embed_files
+from lfr_tools.evaluate.embed_files import collect_images, embed_files
 
 from eval_helpers import eval_engine, lfw_dev_or_skip
 
@@ -59,8 +59,8 @@ def test_embed_command_line_and_bad_input(tmp_path, capsys):
 
 def test_batched_eval_path_matches_embed_image(engine):
     """The eval's batched detect/align/embed gives embed_image's face and vector."""
-    from appliance.evaluate import degrade
-    from appliance.evaluate.embedding import EmbeddingCache, path_seed, read_image
+    from lfr_tools.evaluate import degrade
+    from lfr_tools.evaluate.embedding import EmbeddingCache, path_seed, read_image
 
     lfw = lfw_dev_or_skip()
     paths = sorted(lfw.glob("Ab*/*.jpg"))[:7]

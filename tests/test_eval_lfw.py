@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from appliance.evaluate.run import EvalOptions, run_eval
+from lfr_tools.evaluate.run import EvalOptions, run_eval
 
 from eval_helpers import eval_engine, lfw_dev_or_skip
 

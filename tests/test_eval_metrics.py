@@ -6,8 +6,8 @@ import json
 import numpy as np
 import pytest
 
-from appliance.evaluate import degrade, figures, metrics, protocol, report, scaling
-from appliance.evaluate.metrics import SearchResults
+from lfr_tools.evaluate import degrade, figures, metrics, protocol, report, scaling
+from lfr_tools.evaluate.metrics import SearchResults
 
 
 def make_results(mated_top, mated_hit, nonmated_top, mated_id=None, nonmated_id=None) -> SearchResults:

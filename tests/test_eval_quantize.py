@@ -17,7 +17,7 @@ pytestmark = [pytest.mark.dataset, pytest.mark.slow]
 @pytest.fixture(scope="module")
 def built(tmp_path_factory):
     from appliance import quantize
-    from appliance.evaluate import protocol
+    from lfr_tools.evaluate import protocol
 
     lfw = lfw_dev_or_skip()
     engine = eval_engine()

@@ -13,7 +13,7 @@ import pytest
 
 from appliance.config import parse_config
 from appliance.pipeline.match import Watchlist
-from appliance.scenes import Actor, background, write_clip
+from lfr_tools.scenes import Actor, background, write_clip
 from appliance.service import run_pipeline
 from scene_helpers import two_photo_cast
 

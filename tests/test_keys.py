@@ -6,7 +6,8 @@ import stat
 import pyrage
 import pytest
 
-from appliance.authority import init_authority, key_fingerprint, load_authority, parse_public, public_string
+from appliance.authority import key_fingerprint, parse_public, public_string
+from lfr_tools.backoffice.authority import init_authority, load_authority
 from appliance.errors import KeyStoreError
 from appliance.keystore.file import FileKeyStore
 from appliance.watchlist.crypto import recipient_fingerprint

@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 import pytest
 
-from appliance.scenes import Actor, background, write_clip
+from lfr_tools.scenes import Actor, background, write_clip
 from appliance.vision.engine import thumbnail
 from conftest import provision, run_cli
 from scene_helpers import lfw_people, sprite_from

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 
-from appliance.scenes import Actor, background, write_clip
+from lfr_tools.scenes import Actor, background, write_clip
 from conftest import provision, run_cli
 from scene_helpers import lfw_people, sprite_from
 

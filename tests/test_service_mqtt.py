@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
 from appliance.keystore.file import SIGNING_FILE
 from appliance.mqtt import verify
-from appliance.scenes import Actor, background, write_clip
+from lfr_tools.scenes import Actor, background, write_clip
 from conftest import APPLIANCE, REPO, provision, run_cli
 from mqtt_helpers import TabletClient, tls_client, van_broker, van_certs  # noqa: F401 (fixtures)
 from scene_helpers import lfw_people, sprite_from

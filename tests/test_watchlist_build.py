@@ -9,10 +9,10 @@ import cv2
 import numpy as np
 import pytest
 
-from appliance.authority import load_authority
+from lfr_tools.backoffice.authority import load_authority
 from appliance.errors import InputError
-from appliance.watchlist.build import build_bundle, read_rows, row_problem
-from appliance.watchlist.seal import Operation
+from lfr_tools.backoffice.build import build_bundle, read_rows, row_problem
+from lfr_tools.backoffice.seal import Operation
 
 from watchlist_helpers import make_unit, window
 

@@ -7,7 +7,7 @@ import shutil
 import pytest
 
 from appliance.audit.log import connect, iter_entries
-from appliance.authority import init_authority
+from lfr_tools.backoffice.authority import init_authority
 from appliance.keystore.file import FileKeyStore
 
 from conftest import REPO, run_cli

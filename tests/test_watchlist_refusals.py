@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from appliance.authority import init_authority
+from lfr_tools.backoffice.authority import init_authority
 from appliance.errors import WatchlistError
 from appliance.watchlist import container
 

@@ -8,12 +8,13 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from appliance.authority import init_authority, load_authority, parse_public
+from appliance.authority import parse_public
+from lfr_tools.backoffice.authority import init_authority, load_authority
 from appliance.keystore.file import FileKeyStore
 from appliance.watchlist.deployment import Deployment
 from appliance.watchlist.manifest import format_time
 from appliance.watchlist.payload import Entry
-from appliance.watchlist.seal import Operation, seal_entries
+from lfr_tools.backoffice.seal import Operation, seal_entries
 from appliance.watchlist.verify import UnitTrust
 
 MODEL_ID = "mobilefacenet@d8ba40c0127f"

@@ -1,4 +1,4 @@
-"""Core commands: backends, validate-config, models."""
+"""Core commands: backends, validate-config, models verify."""
 from __future__ import annotations
 
 import argparse
@@ -6,6 +6,7 @@ from pathlib import Path
 
 from .. import inference, modelstore
 from ..config import load_config
+from . import command_group
 
 
 def cmd_backends(args: argparse.Namespace) -> int:
@@ -26,13 +27,6 @@ def cmd_validate_config(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_models_fetch(args: argparse.Namespace) -> int:
-    """Fetch the pinned model weights and build the ONNX conversions."""
-    for path in modelstore.fetch_all(Path(args.models_dir)):
-        print(f"ok  {modelstore.sha256_file(path)}  {path}")
-    return 0
-
-
 def cmd_models_verify(args: argparse.Namespace) -> int:
     """Check every model file against its pinned hash."""
     for name in modelstore.load_manifest():
@@ -47,10 +41,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("validate-config", help="check a config file strictly")
     p.add_argument("file")
     p.set_defaults(func=cmd_validate_config)
-    p = sub.add_parser("models", help="fetch or verify the pinned model weights")
-    msub = p.add_subparsers(dest="models_command", metavar="ACTION", required=True)
-    for name, func, text in (("fetch", cmd_models_fetch, "fetch weights from the registries"),
-                             ("verify", cmd_models_verify, "check every model's SHA-256")):
-        q = msub.add_parser(name, help=text)
-        q.add_argument("--models-dir", default=str(modelstore.DEFAULT_MODELS_DIR))
-        q.set_defaults(func=func)
+    q = command_group(sub, "models", "fetch or verify the pinned model weights").add_parser(
+        "verify", help="check every model's SHA-256")
+    q.add_argument("--models-dir", default=str(modelstore.DEFAULT_MODELS_DIR))
+    q.set_defaults(func=cmd_models_verify)

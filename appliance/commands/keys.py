@@ -1,9 +1,8 @@
-"""`appliance keys` (the unit's keys) and `appliance authority` (the back office's signing key)."""
+"""`appliance keys`: the unit's keys (the back office's authority key is in lfr_tools)."""
 from __future__ import annotations
 
 import argparse
 import base64
-from pathlib import Path
 
 from .. import authority
 from ..config import Config, load_config, resolve
@@ -38,35 +37,12 @@ def cmd_keys_show(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_authority_init(args: argparse.Namespace) -> int:
-    """Create a back-office authority key pair (run off the device)."""
-    text = authority.init_authority(Path(args.dir))
-    print(f"created authority key in {args.dir}")
-    print(f"add to each unit's [watchlist] trusted_authorities: \"{text}\"")
-    return 0
-
-
-def cmd_authority_show(args: argparse.Namespace) -> int:
-    """Print the authority public key line for the units' config."""
-    key = authority.load_authority(Path(args.dir)).public_key()
-    print(f"authority key:         {authority.public_string(key)}")
-    print(f"authority fingerprint: {authority.key_fingerprint(key)}")
-    return 0
-
-
 def register(sub: argparse._SubParsersAction) -> None:
-    """Add the keys and authority commands."""
+    """Add the keys commands."""
     p = sub.add_parser("keys", help="the unit's signing key and age identity")
     ksub = p.add_subparsers(dest="keys_command", metavar="ACTION", required=True)
     for name, func, text in (("init", cmd_keys_init, "create the unit's keys (0600); refuses to overwrite"),
                              ("show", cmd_keys_show, "print public keys and fingerprints")):
         q = ksub.add_parser(name, help=text)
         q.add_argument("--config", help="appliance TOML (default: built-in defaults)")
-        q.set_defaults(func=func)
-    p = sub.add_parser("authority", help="back office: the key that signs watchlist bundles")
-    asub = p.add_subparsers(dest="authority_command", metavar="ACTION", required=True)
-    for name, func, text in (("init", cmd_authority_init, "create an authority key pair"),
-                             ("show", cmd_authority_show, "print the public key for units' configs")):
-        q = asub.add_parser(name, help=text)
-        q.add_argument("--dir", required=True, help="folder holding the authority key (0700)")
         q.set_defaults(func=func)

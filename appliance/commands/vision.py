@@ -1,4 +1,4 @@
-"""Vision commands: run, detect, demo."""
+"""Vision commands: run, detect."""
 from __future__ import annotations
 
 import argparse
@@ -60,15 +60,8 @@ def _annotate(image, faces, out: Path) -> None:
         raise InputError(f"cannot write {out}", fix="give a writable path ending in .png or .jpg")
 
 
-def cmd_demo(args: argparse.Namespace) -> int:
-    """Compose the demo clip from registry photos and replay it through the pipeline."""
-    from ..demo import run_demo  # noqa: PLC0415
-
-    return run_demo(Path(args.workdir))
-
-
 def register(sub: argparse._SubParsersAction) -> None:
-    """Add run, detect and demo."""
+    """Add run and detect."""
     p = sub.add_parser("run", help="run the pipeline (alerts as JSON lines on stdout)")
     p.add_argument("--config", required=True, help="TOML config, e.g. deploy/appliance.example.toml")
     p.set_defaults(func=cmd_run)
@@ -78,6 +71,3 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true", help="print JSON")
     p.add_argument("--config", help="TOML config (default: built-in defaults)")
     p.set_defaults(func=cmd_detect)
-    p = sub.add_parser("demo", help="compose a clip from registry photos and replay it")
-    p.add_argument("--workdir", default="var/demo", help="where the clip and config go")
-    p.set_defaults(func=cmd_demo)

@@ -1,49 +1,15 @@
-"""`appliance watchlist build` (back office) and `appliance watchlist inspect` (manifest only)."""
+"""`appliance watchlist inspect` (manifest only; `watchlist build` is back-office tooling)."""
 from __future__ import annotations
 
 import argparse
 import json
 from pathlib import Path
 
-from ..authority import load_authority, parse_public
-from ..config import Config, load_config
-from ..errors import UsageError
-from ..watchlist.build import build_bundle
+from ..authority import parse_public
+from ..config import load_config
 from ..watchlist.container import read_bundle
-from ..watchlist.manifest import parse_time
-from ..watchlist.seal import Operation
 from ..watchlist.verify import check_signature
-
-
-def enrolment_engine(config: str | None):
-    """The unit's FaceEngine (same detector, embedder, model id), whole-image detection for portraits."""
-    from ..vision.engine import FaceEngine  # noqa: PLC0415 - loads the inference runtime
-
-    cfg = load_config(config) if config else Config()
-    detect = cfg.detect.model_copy(update={"tile_sizes": [], "whole_frame": True})
-    return FaceEngine.from_config(cfg.model_copy(update={"detect": detect}))
-
-
-def cmd_build(args: argparse.Namespace) -> int:
-    """Enrol the CSV's entries, encrypt to the unit, sign with the authority key, write the bundle."""
-    if args.version < 1:
-        raise UsageError(f"--version {args.version} must be 1 or more", fix="pass --version 1 for a first bundle")
-    parse_time(args.not_before, "--not-before")
-    parse_time(args.not_after, "--not-after")
-    operation = Operation(args.deployment_id, args.officer, args.not_before, args.not_after,
-                          args.recipient, args.version)
-    authority = load_authority(Path(args.authority_dir))
-    report = build_bundle(Path(args.csv), Path(args.images), operation, enrolment_engine(args.config),
-                          authority, Path(args.out), show_progress=not args.quiet)
-    if args.report:
-        Path(args.report).write_text(json.dumps(report.to_json(), indent=2))
-    print(f"wrote {args.out}: {report.accepted} of {report.rows} rows enrolled, "
-          f"{report.bundle_bytes} bytes, sha256 {report.bundle_sha256}")
-    for reason, count in report.by_reason().items():
-        print(f"  rejected {count:5d}  {reason}")
-    for reject in report.rejects if args.verbose_rejects else []:
-        print(f"  row {reject.row}: {reject.subject_ref} {reject.image}: {reject.reason}")
-    return 0
+from . import command_group
 
 
 def cmd_inspect(args: argparse.Namespace) -> int:
@@ -61,26 +27,8 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add the watchlist commands."""
-    p = sub.add_parser("watchlist", help="build (back office) or inspect a signed, encrypted watchlist bundle")
-    wsub = p.add_subparsers(dest="watchlist_command", metavar="ACTION", required=True)
-    q = wsub.add_parser("build", help="enrol images from a CSV and seal a bundle for one unit and deployment")
-    q.add_argument("--csv", required=True, help="columns: subject_ref,image,category,image_source,"
-                                                "capture_date,review_by")
-    q.add_argument("--images", required=True, help="folder the CSV's image names are relative to")
-    q.add_argument("--deployment-id", required=True)
-    q.add_argument("--officer", required=True, help="authorising officer id, e.g. 'Supt-4521'")
-    q.add_argument("--not-before", required=True, help="UTC, e.g. 2026-11-28T08:00:00Z")
-    q.add_argument("--not-after", required=True, help="UTC, e.g. 2026-11-28T20:00:00Z")
-    q.add_argument("--recipient", required=True, help="the unit's age recipient (`appliance keys show`)")
-    q.add_argument("--authority-dir", required=True, help="folder of the authority key")
-    q.add_argument("--version", type=int, default=1, help="bundle version (raise it to re-issue)")
-    q.add_argument("--out", required=True, help="bundle file to write (.lfrwl)")
-    q.add_argument("--report", help="write the per-row report as JSON here")
-    q.add_argument("--config", help="the unit's config (same detector and embedder)")
-    q.add_argument("--quiet", action="store_true", help="no progress bar")
-    q.add_argument("--verbose-rejects", action="store_true", help="print every rejected row")
-    q.set_defaults(func=cmd_build)
-    q = wsub.add_parser("inspect", help="print a bundle's manifest without decrypting it")
+    q = command_group(sub, "watchlist", "build (back office) or inspect a signed, encrypted watchlist bundle") \
+        .add_parser("inspect", help="print a bundle's manifest without decrypting it")
     q.add_argument("file")
     q.add_argument("--config", help="also check the signer against this config's trusted authorities")
     q.set_defaults(func=cmd_inspect)

@@ -4,7 +4,7 @@
 - ``container``: the bundle file format and its size bound;
 - ``payload``: entries, embeddings and thumbnails, serialised without pickle;
 - ``crypto``: age encryption (pyrage) and the Ed25519 manifest signature;
-- ``seal`` and ``build``: the back office side (enrol, encrypt, sign);
+- the back office side (enrol, encrypt, sign) is ``lfr_tools.backoffice`` (not on a unit);
 - ``verify``: the unit side checks, then decryption into memory only;
 - ``records`` and ``deployment``: the deployment lifecycle, expiry and purge.
 

