@@ -26,6 +26,7 @@ COMMAND_MODULES = [
     "appliance.commands.watchlist",
     "appliance.commands.deployment",
     "appliance.commands.audit",
+    "appliance.commands.selftest",
 ]
 PLUGIN_GROUP = "appliance.commands"
 

@@ -1,0 +1,31 @@
+"""Audit log: an export of the unit's log verifies offline against the unit key, as an auditor's would."""
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+from ..audit.export import export_log
+from ..audit.sink import audit_db_path
+from ..audit.verify import verify_export
+from ..keystore import open_keystore
+from .base import CheckResult, SelfTestContext, failed, passed, warned
+
+NAME = "audit"
+
+
+def check(ctx: SelfTestContext) -> CheckResult:
+    """Export (read-only) to a temp file and verify it with the unit key pinned."""
+    db = audit_db_path(ctx.cfg)
+    if not db.exists():
+        return warned(NAME, f"no audit log yet at {db}",
+                      "it is created by `appliance provision` (commissioning record) or the first run")
+    key = open_keystore(ctx.cfg.watchlist.keystore, ctx.data_dir).verify_key()
+    with tempfile.TemporaryDirectory(prefix="selftest-audit-") as tmp:
+        summary = export_log(db, Path(tmp) / "export.jsonl")
+        verdict = verify_export(Path(tmp) / "export.jsonl", unit_key=key)
+    if not verdict.ok:
+        where, why = verdict.problems[0]
+        return failed(NAME, f"{db}: {len(verdict.problems)} problem(s), first: {where}: {why}",
+                      "keep the unit and its SD card unchanged for the auditors; do not deploy it")
+    return passed(NAME, f"{summary['entries']} entries up to signed head #{summary['final_head_no']} "
+                        f"verify against the unit key")

@@ -1,0 +1,87 @@
+"""Hailo: driver, library and firmware versions agree, and every HEF was compiled for this chip.
+
+These are the field failures of the Hailo-8L AI Kit: HAILO_INVALID_DRIVER_VERSION after an
+apt upgrade moved one of the three, and HAILO_INVALID_HEF for a HEF compiled for another
+chip. The facts come from the Hailo backend (``appliance/inference/hailo.py``, which alone
+imports ``hailo_platform``) through one function, the seam below::
+
+    device_report() -> HailoReport | None     # None: no Hailo device on this machine
+
+Until that backend exposes it, a unit configured for Hailo gets a WARN naming the seam.
+``tests/test_selftest.py`` holds the contract test the backend's function must satisfy.
+"""
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .base import CheckResult, SelfTestContext, failed, passed, warned
+
+NAME = "hailo"
+DEVICE_NODE = Path("/dev/hailo0")
+REPORT_FUNCTION = "device_report"
+VERSIONS_FIX = ("install matching HailoRT parts: sudo apt install --reinstall hailo-all (driver "
+                "hailort-pcie-driver, library hailort, firmware), then reboot")
+HEF_FIX = ("provision the HEFs compiled for this chip (Hailo Model Zoo, pinned in models/manifest.toml); "
+           "a Hailo-8 HEF does not run on a Hailo-8L")
+
+
+@dataclass(frozen=True)
+class HailoReport:
+    """What the Hailo backend reads from the device: versions, chip, and each HEF's target."""
+
+    driver_version: str            # /sys/module/hailo_pci/version
+    library_version: str           # hailo_platform / libhailort
+    firmware_version: str          # Device.control.identify().firmware_version
+    device_arch: str               # e.g. "HAILO8L"
+    hef_arch: dict[str, str] = field(default_factory=dict)  # HEF file name -> the chip it targets
+
+
+def _release(version: str) -> tuple[str, ...]:
+    """'4.20.0' and 'v4.20.0 (release)' -> ('4', '20', '0')."""
+    digits = version.strip().lstrip("v").split()[0] if version.strip() else ""
+    return tuple(digits.split("."))
+
+
+def backend_report():
+    """The report from appliance.inference.hailo.device_report(), or None when it does not exist yet."""
+    module = importlib.import_module("appliance.inference.hailo")
+    function = getattr(module, REPORT_FUNCTION, None)
+    return function() if callable(function) else NotImplemented
+
+
+def judge(report: HailoReport) -> CheckResult:
+    """PASS when the three versions agree and every HEF targets this chip, else FAIL naming which."""
+    versions = {"driver": report.driver_version, "library": report.library_version,
+                "firmware": report.firmware_version}
+    if len({_release(v) for v in versions.values()}) != 1:
+        seen = ", ".join(f"{k} {v}" for k, v in versions.items())
+        return failed(NAME, f"HailoRT versions disagree: {seen} (HAILO_INVALID_DRIVER_VERSION)", VERSIONS_FIX)
+    wrong = {name: arch for name, arch in report.hef_arch.items() if arch.upper() != report.device_arch.upper()}
+    if wrong:
+        seen = ", ".join(f"{name} for {arch}" for name, arch in sorted(wrong.items()))
+        return failed(NAME, f"HEF compiled for another chip than this {report.device_arch}: {seen} "
+                            "(HAILO_INVALID_HEF)", HEF_FIX)
+    return passed(NAME, f"{report.device_arch}: driver, library and firmware {report.library_version}; "
+                        f"{len(report.hef_arch)} HEF(s) for this chip")
+
+
+def check(ctx: SelfTestContext) -> CheckResult:
+    """Judge the device report; WARN on a unit without the card (CPU board) or before the seam exists."""
+    wants_hailo = ctx.cfg.inference.backend == "hailo"
+    report = (ctx.hailo_report or backend_report)()
+    if report is NotImplemented:
+        if not wants_hailo and not DEVICE_NODE.exists():
+            return warned(NAME, "no Hailo device here (not a Hailo unit)",
+                          "nothing to do on a CPU board; on a Pi 5 AI Kit check the card and hailo_pci")
+        return warned(NAME, f"the Hailo backend does not report versions yet (no "
+                            f"appliance.inference.hailo.{REPORT_FUNCTION}())",
+                      "check by hand: hailortcli fw-control identify; cat /sys/module/hailo_pci/version")
+    if report is None:
+        if wants_hailo:
+            return failed(NAME, "[inference] backend = \"hailo\" but no Hailo device is present",
+                          "seat the M.2 card, check `lsmod | grep hailo_pci` and /dev/hailo0, or use the rpi5-cpu profile")
+        return warned(NAME, "no Hailo device here (not a Hailo unit)",
+                      "nothing to do on a CPU board; on a Pi 5 AI Kit check the card and hailo_pci")
+    return judge(report)
