@@ -176,6 +176,15 @@ class AuditConfig(Section):
     counters_every_s: float = Field(60.0, ge=1.0, le=3600.0, description="one counters event per period")
 
 
+class RetentionConfig(Section):
+    """How long the unit keeps what it must not keep for long (GOVERNANCE G1, G3; docs/architecture.md)."""
+
+    alert_images_hours: float = Field(24.0, ge=0.05, le=720.0,
+                                      description="an alert's face crop and reference thumbnail are deleted "
+                                                  "after this at the latest, delivered or not")
+    sweep_every_s: float = Field(60.0, ge=1.0, le=3600.0, description="how often the retention purge runs")
+
+
 class Config(Section):
     """The whole appliance configuration."""
 
@@ -191,6 +200,7 @@ class Config(Section):
     mqtt: MqttConfig = MqttConfig()
     watchlist: WatchlistConfig = WatchlistConfig()
     audit: AuditConfig = AuditConfig()
+    retention: RetentionConfig = RetentionConfig()
 
     source_path: str | None = Field(None, exclude=True)
 

@@ -36,6 +36,7 @@ _PATTERNS = {"id": _ID, "hash": _HASH, "time": _TIME}
 FAULT_KINDS = ("camera_lost", "backend_fallback", "broker_down", "disk_low", "audit_write_failed",
                "watchdog", "other")
 DECISIONS = ("confirmed", "rejected", "unable")
+RETENTION_REASONS = ("delivered", "retention", "deployment_end", "shutdown")
 
 
 class EventError(ValueError):
@@ -142,6 +143,10 @@ SCHEMAS: dict[str, EventSchema] = {
                 alert_id="id", time="time", subject_ref="id", score="number",
                 threshold="number", model_id="id", deployment_id=_opt("id"),
                 camera_id=_opt("id"), track_id=_opt("count")),
+    "alert_images_deleted": _s(1, "an alert's face crop and reference thumbnail were deleted from the unit "
+                                  "(their SHA-256 stay here): delivered, retention window over, deployment ended, shutdown",
+                               alert_id="id", reason=RETENTION_REASONS, delivered="flag",
+                               image_hashes="hashes", deployment_id=_opt("id")),
     "alert_expired": _s(1, "an alert was not delivered to the broker within the outbox's maximum age",
                         alert_id="id", age_s="number"),
     "adjudication": _s(1, "an officer's decision on an alert (G5)",
