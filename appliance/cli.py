@@ -27,6 +27,7 @@ COMMAND_MODULES = [
     "appliance.commands.deployment",
     "appliance.commands.audit",
     "appliance.commands.selftest",
+    "appliance.commands.provision",
 ]
 PLUGIN_GROUP = "appliance.commands"
 

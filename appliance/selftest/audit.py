@@ -1,7 +1,13 @@
-"""Audit log: an export of the unit's log verifies offline against the unit key, as an auditor's would."""
+"""Audit log: an export of the unit's log verifies offline against the unit key, as an auditor's would.
+
+The export is taken from a copy made with SQLite's backup API: the unit's database is left as it
+was (a read-only connection to a WAL database leaves -wal and -shm files behind).
+"""
 from __future__ import annotations
 
+import sqlite3
 import tempfile
+from contextlib import closing
 from pathlib import Path
 
 from ..audit.export import export_log
@@ -21,7 +27,10 @@ def check(ctx: SelfTestContext) -> CheckResult:
                       "it is created by `appliance provision` (commissioning record) or the first run")
     key = open_keystore(ctx.cfg.watchlist.keystore, ctx.data_dir).verify_key()
     with tempfile.TemporaryDirectory(prefix="selftest-audit-") as tmp:
-        summary = export_log(db, Path(tmp) / "export.jsonl")
+        copy = Path(tmp) / "audit.db"
+        with closing(sqlite3.connect(db, timeout=30)) as source, closing(sqlite3.connect(copy)) as dest:
+            source.backup(dest)
+        summary = export_log(copy, Path(tmp) / "export.jsonl")
         verdict = verify_export(Path(tmp) / "export.jsonl", unit_key=key)
     if not verdict.ok:
         where, why = verdict.problems[0]

@@ -57,6 +57,7 @@ class SelfTestContext:
 
     cfg: Config
     service_user: str = "appliance"
+    service_uid: int | None = None  # set when checking a unit inside another root (provisioning)
     service_unit: str = "appliance.service"
     min_free_bytes: int = 1 * GIB
     warn_free_bytes: int = 4 * GIB

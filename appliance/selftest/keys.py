@@ -16,6 +16,8 @@ KEY_FILES = (SIGNING_FILE, AGE_FILE)
 def expected_owner(ctx: SelfTestContext) -> tuple[int, str]:
     """The service user's uid and name; where that user does not exist (a development machine,
     not an installed unit), the owner of the data directory."""
+    if ctx.service_uid is not None:
+        return ctx.service_uid, f"{ctx.service_user} (uid {ctx.service_uid})"
     try:
         return pwd.getpwnam(ctx.service_user).pw_uid, ctx.service_user
     except KeyError:
