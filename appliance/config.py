@@ -22,7 +22,7 @@ from .settings import Section
 UNKNOWN_BACKEND = "unknown_backend"
 
 
-def _tagged_union(classes: tuple[type[Section], ...], default: str, section: str) -> Any:
+def _tagged_union(classes: tuple[type[Section], ...], default: str) -> Any:
     """A union of backend settings told apart by their ``backend`` key (``default`` when absent)."""
 
     def tag(value: Any) -> str | None:
@@ -37,8 +37,8 @@ def _tagged_union(classes: tuple[type[Section], ...], default: str, section: str
                                                    custom_error_message=f"Input should be {choices}")]
 
 
-CaptureConfig = _tagged_union(capture.settings_classes(), capture.DEFAULT, "capture")
-InferenceConfig = _tagged_union(inference.settings_classes(), inference.AUTO, "inference")
+CaptureConfig = _tagged_union(capture.settings_classes(), capture.DEFAULT)
+InferenceConfig = _tagged_union(inference.settings_classes(), inference.AUTO)
 
 
 class UnitConfig(Section):
@@ -186,7 +186,8 @@ class AuditConfig(Section):
                     description="SQLite file; relative paths are under [unit] data_dir")
     head_every_entries: int = Field(1000, ge=1, le=1_000_000, description="sign a tree head every N entries")
     head_every_s: float = Field(60.0, ge=1.0, le=86400.0, description="... or every T seconds")
-    counters_every_s: float = Field(60.0, ge=1.0, le=3600.0, description="one counters event per period")
+    counters_every_s: float = Field(10.0, ge=1.0, le=3600.0,
+                                    description="one counters event per period (a killed run loses at most one period)")
 
 
 class Config(Section):
