@@ -400,7 +400,7 @@ def test_a_sound_unit_passes_with_warnings_only_for_absent_hardware(unit, frames
     assert overall(results) is Outcome.WARN
 
 
-def test_cli_prints_the_table_and_exits_12_on_a_failure(unit, frames, tmp_path):
+def test_cli_prints_the_table_and_exits_13_on_a_failure(unit, frames, tmp_path):
     cfg = tmp_path / "unit.toml"
     cfg.write_text(f'[unit]\nid = "van-dev-01"\ndata_dir = "{unit}"\n[capture]\nbackend = "replay"\n'
                    f'source = "{frames}"\n[inference]\nmodels_dir = "{REPO / "models" / "cache"}"\n')
@@ -408,7 +408,7 @@ def test_cli_prints_the_table_and_exits_12_on_a_failure(unit, frames, tmp_path):
     assert table.returncode == 0, table.stderr
     assert "PASS" in table.stdout and "camera" in table.stdout and "selftest: PASS" in table.stdout
     failing = run_cli("selftest", "--config", str(cfg), "--json")  # no authority trusted, MQTT off
-    assert failing.returncode == 12, failing.stderr
+    assert failing.returncode == 13, failing.stderr
     doc = json.loads(failing.stdout)
     rows = {row["check"]: row for row in doc["checks"]}
     assert doc["verdict"] == "FAIL" and rows["deployment"]["outcome"] == "FAIL" and rows["deployment"]["fix"]

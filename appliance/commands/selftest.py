@@ -10,7 +10,7 @@ DEFAULT_CONFIG = "/etc/appliance/appliance.toml"
 
 
 def cmd_selftest(args: argparse.Namespace) -> int:
-    """Run the checks; print the table (or JSON); exit 12 when any check failed."""
+    """Run the checks; print the table (or JSON); exit 13 when any check failed."""
     from ..selftest import CHECKS, Outcome, SelfTestContext, overall, run_selftest  # noqa: PLC0415
     from ..selftest.report import as_json, render_table  # noqa: PLC0415
 
