@@ -65,18 +65,21 @@ def watchdog_interval_s(environ: Mapping[str, str] | None = None) -> float | Non
 
 
 def status_line(status: Mapping) -> str:
-    """The STATUS= text from a Unit status mapping: state first, then frames/s and the rest."""
+    """The STATUS= text from :meth:`appliance.unit.Unit.status`: state first, then frames/s,
+    the deployment, the watchlist size and what waits in the outbox."""
     parts = [str(status.get("state", "unknown"))]
     if status.get("reason"):
         parts[0] += f" ({status['reason']})"
     if status.get("frames_per_s") is not None:
         parts.append(f"{float(status['frames_per_s']):.1f} frames/s")
-    if status.get("deployment"):
-        parts.append(f"deployment {status['deployment']}")
-    if status.get("watchlist_size") is not None:
-        parts.append(f"watchlist {status['watchlist_size']}")
-    if status.get("outbox_pending"):
-        parts.append(f"outbox {status['outbox_pending']} pending")
+    deployment = status.get("deployment") or {}
+    if deployment.get("active"):
+        parts.append(f"deployment {deployment['deployment']['deployment_id']}")
+    if status.get("watchlist_entries") is not None:
+        parts.append(f"watchlist {status['watchlist_entries']}")
+    pending = (status.get("mqtt") or {}).get("outbox_pending")
+    if pending:
+        parts.append(f"outbox {pending} pending")
     return ", ".join(parts)[:200]
 
 

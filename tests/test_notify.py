@@ -17,7 +17,6 @@ import numpy as np
 import pytest
 
 from appliance import capture
-from appliance.config import CaptureConfig
 from appliance.notify import FrameWatchdog, Notifier, start_watchdog, status_line, watchdog_interval_s
 
 
@@ -59,8 +58,8 @@ class CameraFeed:
     """A live-paced replay source consumed in a thread, which can be made to stall."""
 
     def __init__(self, folder: Path) -> None:
-        cfg = CaptureConfig(backend="replay", source=str(folder), fps=50.0, loop=True)
-        self.source = capture.choose("replay").open_source(cfg)
+        settings = capture.capture_module("replay").Settings(source=str(folder), fps=50.0, loop=True)
+        self.source = capture.open_source(settings)
         self.last_frame_at: float | None = None
         self.frames = 0
         self.stalled = threading.Event()
@@ -174,5 +173,6 @@ def test_a_unit_that_never_saw_a_frame_is_not_kept_alive(monkeypatch):
 
 def test_status_line_names_state_reason_rate_and_deployment():
     line = status_line({"state": "degraded", "reason": "audit log full", "frames_per_s": 14.84,
-                        "deployment": "OP-7", "watchlist_size": 120, "outbox_pending": 3})
+                        "deployment": {"active": True, "deployment": {"deployment_id": "OP-7"}},
+                        "watchlist_entries": 120, "mqtt": {"outbox_pending": 3}})
     assert line == "degraded (audit log full), 14.8 frames/s, deployment OP-7, watchlist 120, outbox 3 pending"

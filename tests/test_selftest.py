@@ -21,6 +21,7 @@ import numpy as np
 import pytest
 
 from appliance.audit.sink import audit_db_path, open_audit_log
+from appliance.keystore import unit_keystore
 from appliance.config import Config
 from appliance.selftest import CHECKS, Outcome, SelfTestContext, overall, run_check, run_selftest
 from appliance.selftest import hailo as hailo_check
@@ -38,7 +39,10 @@ def unit_cfg(data_dir: Path, frames: Path, **sections) -> Config:
             "capture": {"backend": "replay", "source": str(frames), "fps": 0.0},
             "inference": {"backend": "litert", "models_dir": str(REPO / "models" / "cache")}}
     for name, values in sections.items():
-        data.setdefault(name, {}).update(values)
+        if name in ("capture", "inference") and "backend" in values:
+            data[name] = dict(values)  # another backend: its own settings
+        else:
+            data.setdefault(name, {}).update(values)
     return Config.model_validate(data)
 
 
@@ -56,7 +60,8 @@ def frames(tmp_path_factory) -> Path:
 @pytest.fixture
 def unit(tmp_path, frames):
     data_dir = provision(tmp_path / "data")
-    log = open_audit_log(unit_cfg(data_dir, frames))
+    cfg = unit_cfg(data_dir, frames)
+    log = open_audit_log(cfg, unit_keystore(cfg))
     log.append("service_start", {"version": "t", "config_hash": "ab" * 32, "model_hashes": {}})
     log.close()
     return data_dir
@@ -75,7 +80,7 @@ def ctx_for(cfg: Config, engine=None, **overrides) -> SelfTestContext:
                 "service_user": "lfr-no-such-user", **overrides}
     ctx = SelfTestContext(cfg, **settings)
     if engine is not None:
-        ctx._cache["engine"] = engine
+        ctx.lend_engine(engine)
     return ctx
 
 

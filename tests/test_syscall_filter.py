@@ -23,7 +23,7 @@ import numpy as np
 import pytest
 
 from appliance.selftest.reference import REFERENCE_IMAGE
-from conftest import REPO, provision
+from conftest import REPO
 
 UNIT = REPO / "systemd" / "appliance.service"
 SCMP_ACT_ALLOW = 0x7FFF0000
@@ -107,6 +107,28 @@ def test_denied_calls_fail_with_eperm_in_the_filtered_process(unit_seccomp):
     assert out.stdout.strip() == "EPERM", out.stderr
 
 
+def deployed_reference_face(tmp_path: Path) -> tuple[Path, str]:
+    """A unit whose active, signed deployment enrols the reference face as REF-1; (data dir, authority key)."""
+    from appliance.authority import public_string
+    from appliance.config import Config
+    from appliance.vision.engine import FaceEngine, decode_image
+    from appliance.watchlist.payload import Entry
+    from lfr_tools.backoffice.authority import load_authority
+    from watchlist_helpers import make_unit, seal, write_bundle
+
+    with FaceEngine.from_config(Config.model_validate(
+            {"inference": {"backend": "litert", "models_dir": str(REPO / "models" / "cache")}})) as engine:
+        enrolment = engine.enrol_image(decode_image(REFERENCE_IMAGE))
+    unit = make_unit(tmp_path)
+    entry = Entry(subject_ref="REF-1", category="test", image_source="face_recognition 1.3.0 obama.jpg",
+                  capture_date="2026-01-15", review_by="2027-01-15", embedding=enrolment.embedding,
+                  thumbnail=enrolment.thumbnail_jpeg)
+    deployment = unit.deployment()
+    deployment.start(write_bundle(tmp_path / "in", seal(unit, unit.authority_dir, [entry])), "syscall test")
+    deployment.close()
+    return unit.data_dir, public_string(load_authority(unit.authority_dir).public_key())
+
+
 RUN = """
 import json, sys
 from appliance.hardening import disable_core_dumps
@@ -126,12 +148,12 @@ def test_the_pipeline_replays_a_clip_under_the_unit_filter(unit_seccomp, tmp_pat
         frame = np.full((360, 640, 3), 90, np.uint8)
         frame[90:266, 150 + 15 * i:326 + 15 * i] = face
         cv2.imwrite(str(frames / f"{i:03d}.png"), frame)
-    data = provision(tmp_path / "data")
+    data, authority = deployed_reference_face(tmp_path)
     config = tmp_path / "unit.toml"
     config.write_text(f'[unit]\nid = "van-dev-01"\ndata_dir = "{data}"\n'
                       f'[capture]\nbackend = "replay"\nsource = "{frames}"\nfps = 0.0\n'
                       f'[inference]\nbackend = "{backend}"\nmodels_dir = "{REPO / "models" / "cache"}"\nthreads = 2\n'
-                      f'[demo_watchlist.enrol]\nREF-1 = "{REFERENCE_IMAGE}"\n')
+                      f'[watchlist]\ntrusted_authorities = ["{authority}"]\n')
     proc = subprocess.run([sys.executable, "-c", RUN, str(config)], preexec_fn=unit_seccomp.load,
                           capture_output=True, text=True, timeout=240, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]

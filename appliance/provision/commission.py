@@ -43,10 +43,11 @@ def rebased(root: Root, cfg: Config) -> Config:
 
     if root.is_live:
         return cfg
+    source = getattr(cfg.capture, "source", None)
     return cfg.model_copy(update={
         "unit": cfg.unit.model_copy(update={"data_dir": moved(cfg.unit.data_dir)}),
         "inference": cfg.inference.model_copy(update={"models_dir": moved(cfg.inference.models_dir)}),
-        "capture": cfg.capture.model_copy(update={"source": moved(cfg.capture.source)}),
+        "capture": cfg.capture.model_copy(update={"source": moved(source)}) if source else cfg.capture,
         "mqtt": cfg.mqtt.model_copy(update={k: moved(getattr(cfg.mqtt, k)) for k in ("ca_file", "cert_file", "key_file")})})
 
 

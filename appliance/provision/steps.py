@@ -39,6 +39,8 @@ def render_config(root: Root, plan: ProvisionPlan) -> str:
     for source in (fixed, plan.config):
         for section, values in source.items():
             table = doc.setdefault(section, tomlkit.table())
+            if "backend" in values and table.get("backend") != values["backend"]:
+                table.clear()  # another backend: the profile's keys for the old one do not apply
             for key, value in values.items():
                 table[key] = value
     header = (f"# Written by `appliance provision` for unit {plan.unit.id} from board profile "

@@ -47,7 +47,10 @@ def run_check(name: str, check: Check, ctx: SelfTestContext) -> CheckResult:
 
 def run_selftest(ctx: SelfTestContext, only: list[str] | None = None) -> list[CheckResult]:
     """Run every check (or those named in ``only``) in order; return their results."""
-    return [run_check(name, check, ctx) for name, check in CHECKS.items() if not only or name in only]
+    try:
+        return [run_check(name, check, ctx) for name, check in CHECKS.items() if not only or name in only]
+    finally:
+        ctx.close()
 
 
 def overall(results: list[CheckResult]) -> Outcome:

@@ -13,7 +13,7 @@ from pathlib import Path
 from ..audit.export import export_log
 from ..audit.sink import audit_db_path
 from ..audit.verify import verify_export
-from ..keystore import open_keystore
+from ..keystore import unit_keystore
 from .base import CheckResult, SelfTestContext, failed, passed, warned
 
 NAME = "audit"
@@ -25,7 +25,7 @@ def check(ctx: SelfTestContext) -> CheckResult:
     if not db.exists():
         return warned(NAME, f"no audit log yet at {db}",
                       "it is created by `appliance provision` (commissioning record) or the first run")
-    key = open_keystore(ctx.cfg.watchlist.keystore, ctx.data_dir).verify_key()
+    key = unit_keystore(ctx.cfg).verify_key()
     with tempfile.TemporaryDirectory(prefix="selftest-audit-") as tmp:
         copy = Path(tmp) / "audit.db"
         with closing(sqlite3.connect(db, timeout=30)) as source, closing(sqlite3.connect(copy)) as dest:

@@ -79,9 +79,19 @@ class SelfTestContext:
         return resolve(self.cfg.unit.data_dir)
 
     def engine(self):
-        """The unit's FaceEngine, built once (models hash-checked on load)."""
+        """The unit's FaceEngine, built once (models hash-checked on load); :meth:`close` releases it."""
         if "engine" not in self._cache:
             from ..vision.engine import FaceEngine  # noqa: PLC0415 - loads the inference runtime
 
             self._cache["engine"] = FaceEngine.from_config(self.cfg)
+            self._cache["owned"] = True
         return self._cache["engine"]
+
+    def lend_engine(self, engine) -> None:
+        """Use an engine the caller already loaded (and keeps, and closes)."""
+        self._cache["engine"] = engine
+
+    def close(self) -> None:
+        """Release the engine if this context built it."""
+        if self._cache.pop("owned", False):
+            self._cache.pop("engine").close()

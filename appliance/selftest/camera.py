@@ -48,8 +48,7 @@ def check(ctx: SelfTestContext) -> CheckResult:
     if status is not None:
         return _from_service(ctx, status)
     cfg = ctx.cfg.capture
-    module = capture.choose(cfg.backend)  # BackendUnavailable -> FAIL with its fix
-    source = module.open_source(cfg)
+    source = capture.open_source(cfg)  # BackendUnavailable -> FAIL with its fix
     with source:
         frame = first_frame(source, ctx.camera_timeout_s)
         source.stop()

@@ -9,7 +9,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from ..authority import key_fingerprint, parse_public
-from ..keystore import open_keystore
+from ..keystore import unit_keystore
 from ..watchlist.deployment import window_end
 from ..watchlist.records import DB_NAME, DeploymentRecord, DeploymentRecords
 from .base import CheckResult, SelfTestContext, failed, passed, warned
@@ -28,7 +28,7 @@ def _active_record(ctx: SelfTestContext) -> DeploymentRecord | None:
 def _judge_active(ctx: SelfTestContext, record: DeploymentRecord) -> CheckResult:
     """An active deployment: inside its window, bundle copy and key present, same embedder model."""
     now = datetime.fromtimestamp(ctx.now(), timezone.utc)
-    keys = open_keystore(ctx.cfg.watchlist.keystore, ctx.data_dir).deployment_names()
+    keys = unit_keystore(ctx.cfg).deployment_names()
     seen = f"deployment {record.deployment_id} at {record.location!r}, {record.entry_count} entries, until {record.not_after}"
     if not Path(record.copy_path).is_file() or record.key_name not in keys:
         return failed(NAME, seen + ": its encrypted bundle copy or its key is missing, it cannot resume",
@@ -49,9 +49,6 @@ def check(ctx: SelfTestContext) -> CheckResult:
     record = _active_record(ctx)
     if record is not None:
         return _judge_active(ctx, record)
-    if cfg.demo_watchlist.enrol:
-        return passed(NAME, f"demo enrolment, {len(cfg.demo_watchlist.enrol)} subject(s) from "
-                            "[demo_watchlist] (the demo only: not a signed deployment)")
     if not authorities:
         return failed(NAME, "no authority is trusted: no watchlist bundle can be accepted, so nothing is matched",
                       TRUST_FIX)

@@ -25,7 +25,7 @@ def check(ctx: SelfTestContext) -> CheckResult:
     """Detect and embed the reference face; compare box and embedding with the stored answer."""
     reference = load_reference(ctx.reference_json)
     engine = ctx.engine()
-    backend = engine.detector.net.model.backend
+    backend = engine.backend
     faces = _one_face(engine, decode_image(ctx.reference_image))
     if len(faces) != 1:
         return failed(NAME, f"{backend}: found {len(faces)} good faces in the reference image, expected 1",

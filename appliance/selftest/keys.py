@@ -5,7 +5,7 @@ import pwd
 import stat
 from pathlib import Path
 
-from ..keystore import open_keystore
+from ..keystore import unit_keystore
 from ..keystore.file import AGE_FILE, SIGNING_FILE, fingerprint
 from .base import CheckResult, SelfTestContext, failed, passed
 
@@ -55,7 +55,7 @@ def check(ctx: SelfTestContext) -> CheckResult:
         fix = ("run `appliance provision` (or `appliance keys init` on a new unit), then "
                f"chown -R {ctx.service_user}: {root}; chmod 700 {root}; chmod 600 {root}/*")
         return failed(NAME, "; ".join(problems), fix)
-    store = open_keystore(ctx.cfg.watchlist.keystore, ctx.data_dir)
+    store = unit_keystore(ctx.cfg)
     store.age_recipient()  # parses the age identity
     return passed(NAME, f"signing key {fingerprint(store.signing_public_raw())} and age identity in {root}, "
                         f"0600 in a 0700 folder, owner {owner}")

@@ -4,11 +4,10 @@ from __future__ import annotations
 from .. import inference
 from ..config import Config, resolve
 from ..modelstore import load_manifest, model_path
+from ..vision.engine import EMBEDDER, FOCUS_MODEL
 from .base import CheckResult, SelfTestContext, passed
 
 NAME = "models"
-EMBEDDER = "mobilefacenet"
-FOCUS_MODEL = "blazeface-short"
 SUFFIX = {"litert": "", "onnx": "-onnx", "hailo": "-hef"}  # manifest names per backend file format
 
 
@@ -22,8 +21,9 @@ def models_of(cfg: Config, backend_key: str) -> list[str]:
 
 def check(ctx: SelfTestContext) -> CheckResult:
     """Hash every model file the unit runs; ModelError (missing, altered) -> FAIL with its fix."""
-    backend = inference.choose(ctx.cfg.inference.backend).KEY
-    models_dir = resolve(ctx.cfg.inference.models_dir)
+    module, settings = inference.choose(ctx.cfg.inference)
+    backend = module.KEY
+    models_dir = resolve(settings.models_dir)
     specs = load_manifest()
     names = models_of(ctx.cfg, backend)
     for name in names:
