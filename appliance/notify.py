@@ -118,12 +118,14 @@ class Notifier:
 
 
 class FrameWatchdog:
-    """Pings systemd's watchdog only while frames flow, and keeps STATUS= current.
+    """Says READY=1 at the first frame, pings systemd's watchdog only while frames flow, and
+    keeps STATUS= current.
 
-    ``last_frame_at`` returns the monotonic time of the newest frame (None before the
-    first); ``status`` returns the Unit's status mapping. A beat pings when the newest
-    frame is younger than ``stall_after_s``; otherwise it stays silent, so systemd's
-    ``WatchdogSec`` runs out and the unit is restarted.
+    ``last_frame_at`` returns the monotonic time of the newest processed frame (None before
+    the first); ``status`` returns the Unit's status mapping. The first beat that sees a frame
+    sends READY=1: by then camera, backend, deployment state and audit log are all up. A beat
+    pings when the newest frame is younger than ``stall_after_s``; otherwise it stays silent,
+    so systemd's ``WatchdogSec`` runs out and the unit is restarted.
     """
 
     def __init__(self, notifier: Notifier, last_frame_at: LastFrameAt, status: StatusSource, *,
@@ -135,6 +137,7 @@ class FrameWatchdog:
         self.stall_after_s = stall_after_s
         self.clock = clock
         self._last_status: str | None = None
+        self.ready_sent = False
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.pings = 0
@@ -145,12 +148,18 @@ class FrameWatchdog:
         return last is not None and self.clock() - last < self.stall_after_s
 
     def beat(self) -> bool:
-        """One check: STATUS= when it changed, WATCHDOG=1 when frames flow; True if pinged."""
+        """One check: READY=1 at the first frame, STATUS= when it changed, WATCHDOG=1 while frames
+        flow; True if pinged."""
+        flowing = self.frames_flowing()
         line = status_line(self.status())
-        if line != self._last_status:
+        if not flowing and self.ready_sent:
+            line = f"no frame for {self.clock() - (self.last_frame_at() or 0):.0f} s; {line}"[:200]
+        if flowing and not self.ready_sent:
+            self.ready_sent = self.notifier.ready(line) or True
+        elif line != self._last_status:
             self.notifier.status(line)
-            self._last_status = line
-        if not self.frames_flowing():
+        self._last_status = line
+        if not flowing:
             return False
         self.pings += 1
         return self.notifier.watchdog()

@@ -5,6 +5,7 @@ does after hours (capture_array blocks): the consuming thread stops receiving fr
 """
 from __future__ import annotations
 
+import os
 import socket
 import sys
 import tempfile
@@ -99,10 +100,6 @@ def test_ready_then_watchdog_only_while_frames_flow_and_status_follows_the_state
     notifier = Notifier()
     assert notifier.transport == "systemd-python"  # the real sd_notify(3) wrapper is what runs here
     feed.thread.start()
-    deadline = time.monotonic() + 5
-    while feed.last_frame_at is None and time.monotonic() < deadline:
-        time.sleep(0.01)
-    assert notifier.ready(status_line(feed.status()))
     dog = FrameWatchdog(notifier, lambda: feed.last_frame_at, feed.status,
                         interval_s=0.05, stall_after_s=0.3).start()
     try:
@@ -120,8 +117,8 @@ def test_ready_then_watchdog_only_while_frames_flow_and_status_follows_the_state
     assert _watchdog_messages(stalled) == 0, stalled
     statuses = _statuses(systemd_side.messages)
     assert statuses[0].startswith("running, 50.0 frames/s")
-    assert statuses[-1] == "camera stalled, 0.0 frames/s"
-    assert "camera stalled, 0.0 frames/s" not in statuses[:2]
+    assert statuses[-1].startswith("no frame for ") and statuses[-1].endswith("; camera stalled, 0.0 frames/s")
+    assert sum(m.startswith("READY=1") for m in systemd_side.messages) == 1
 
 
 def test_plain_socket_fallback_when_systemd_python_is_absent(systemd_side, monkeypatch):
@@ -176,3 +173,72 @@ def test_status_line_names_state_reason_rate_and_deployment():
                         "deployment": {"active": True, "deployment": {"deployment_id": "OP-7"}},
                         "watchlist_entries": 120, "mqtt": {"outbox_pending": 3}})
     assert line == "degraded (audit log full), 14.8 frames/s, deployment OP-7, watchlist 120, outbox 3 pending"
+
+
+class StallingSource:
+    """A live-paced replay that delivers ``frames`` frames, then hangs as a stalled Pi camera does."""
+
+    live = True
+
+    def __init__(self, folder: Path, frames: int) -> None:
+        settings = capture.capture_module("replay").Settings(source=str(folder), fps=30.0, loop=True)
+        self.inner = capture.open_source(settings)
+        self.limit = frames
+        self.stalled = threading.Event()
+        self.release = threading.Event()
+
+    def __enter__(self):
+        self.inner.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        self.inner.__exit__(*exc)
+
+    def frames(self):
+        for n, frame in enumerate(self.inner.frames()):
+            if n >= self.limit:
+                self.stalled.set()
+                self.release.wait()  # capture_array() that never returns, until the test lets go
+                return
+            yield frame
+
+    def stop(self):
+        self.release.set()
+        self.inner.stop()
+
+
+def test_the_running_unit_notifies_ready_pings_while_frames_flow_and_stops_pinging_on_a_stall(
+        systemd_side, frames_folder, tmp_path, monkeypatch):
+    """appliance.daemon.serve around the real Unit: READY, WATCHDOG, STATUS as systemd sees them."""
+    from appliance.config import Config
+    from appliance.daemon import serve
+    from conftest import REPO, provision
+
+    monkeypatch.setenv("WATCHDOG_USEC", "2000000")
+    monkeypatch.setenv("WATCHDOG_PID", str(os.getpid()))
+    cfg = Config.model_validate({"unit": {"data_dir": str(provision(tmp_path / "data"))},
+                                 "inference": {"backend": "litert", "models_dir": str(REPO / "models" / "cache")}})
+    source = StallingSource(frames_folder, frames=60)
+    done = {}
+    runner = threading.Thread(target=lambda: done.update(result=serve(cfg, source=source, stall_after_s=0.6,
+                                                                      harden=False)), daemon=True)
+    runner.start()
+    assert source.stalled.wait(60), "the source never reached its stall"
+    systemd_side.drain(0.05)
+    while_flowing = list(systemd_side.messages)
+    time.sleep(0.9)  # the newest frame ages past stall_after_s
+    systemd_side.drain()
+    stalled = systemd_side.drain(1.2)
+    source.stop()
+    runner.join(30)
+    systemd_side.drain(0.2)
+    messages = systemd_side.messages
+    ready = [m for m in messages if m.startswith("READY=1")]
+    assert len(ready) == 1 and "frames/s" in ready[0]
+    first_ready = messages.index(ready[0])
+    assert _watchdog_messages(messages[:first_ready]) == 0  # nothing before the first frame
+    assert _watchdog_messages(while_flowing[first_ready:]) >= 3, while_flowing  # 60 frames at 30/s, beats every 0.3 s
+    assert _watchdog_messages(stalled) == 0, stalled
+    assert any(s.startswith("no frame for") for s in _statuses(stalled)), stalled
+    assert messages[-1].startswith("STOPPING=1")
+    assert done["result"].counters["frames"] >= 1
