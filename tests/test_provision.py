@@ -187,6 +187,7 @@ def test_provision_end_to_end_resumes_then_changes_nothing(root, tmp_path, frame
                                                       "officers": False, "services": False, "commissioning": True}
         outcomes = {r.name: r.outcome.name for r in results}
         assert outcomes["broker"] == "PASS" and outcomes["camera"] == "PASS" and outcomes["keys"] == "PASS"
+        assert outcomes["audit"] == "PASS" and outcomes["deployment"] == "PASS"
         assert "FAIL" not in outcomes.values(), results
         before = snapshot(root)
         again, _ = provision(plan, root)

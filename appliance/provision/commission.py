@@ -113,9 +113,21 @@ def _audit(root: Root, cfg: Config, store: FileKeyStore, record: dict, record_ha
         log.close()
 
 
+def _ensure_audit_log(root: Root, cfg: Config) -> None:
+    """Create the unit's audit log (its first entry names the unit key) if it does not exist yet,
+    so that the self-test verifies it; an existing log is not touched."""
+    from ..audit.sink import audit_db_path  # noqa: PLC0415
+
+    db = audit_db_path(rebased(root, cfg))
+    if not db.exists():
+        AuditLog.open(db, FileKeyStore(root(DATA_DIR) / "keys").signing_key(), cfg.unit.id).close()
+        chown_tree(root(DATA_DIR), root.uid(UNIT_USER), root.gid(UNIT_USER))
+
+
 def commission(root: Root, plan: ProvisionPlan) -> tuple[StepResult, list]:
     """Self-test; unless an identical record exists, sign and write a new one and audit its hash."""
     cfg = load_config(root(CONFIG))
+    _ensure_audit_log(root, cfg)
     results = selftest(root, cfg)
     unit_inputs = inputs(root, plan, cfg)
     want = digest(unit_inputs)

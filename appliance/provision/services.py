@@ -59,6 +59,5 @@ def services(root: Root, plan: ProvisionPlan, restart: bool = False) -> StepResu
     live = root.is_live and shutil.os.path.isdir("/run/systemd/system")
     if live and (missing or restart):
         _systemctl(root, "restart", *plan.services)
-    state = "enabled " + ", ".join(missing) if missing else "already enabled"
-    return StepResult("services", bool(missing), f"{state}: {', '.join(plan.services)}"
-                      + ("; (re)started" if live and (missing or restart) else ""))
+    state = f"enabled {', '.join(missing)}" if missing else f"already enabled: {', '.join(plan.services)}"
+    return StepResult("services", bool(missing), state + ("; (re)started" if live and (missing or restart) else ""))
