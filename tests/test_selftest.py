@@ -244,6 +244,24 @@ def test_hailo_backend_contract_when_it_exposes_device_report():
     assert value is None or isinstance(value, HailoReport)
 
 
+def test_hailo_uses_the_backends_preflight_when_it_has_one(unit, frames, monkeypatch):
+    """Contract with the Hailo branch: preflight(settings) -> None, or the reason with '(fix: ...)'."""
+    import importlib
+
+    module = importlib.import_module("appliance.inference.hailo")
+    cfg = unit_cfg(unit, frames, inference={"backend": "hailo"})
+    seen = []
+    monkeypatch.setattr(module, "preflight", lambda settings: seen.append(settings) or None, raising=False)
+    ok = check("hailo", ctx_for(cfg))
+    assert ok.outcome is Outcome.PASS and "preflight" in ok.detail and seen == [cfg.inference]
+    reason = ("HailoRT library 4.20.0 and the hailo_pci driver 4.18.0 differ (HailoRT would fail with "
+              "HAILO_INVALID_DRIVER_VERSION) (fix: sudo apt install --reinstall hailo-all, then reboot)")
+    monkeypatch.setattr(module, "preflight", lambda settings: reason, raising=False)
+    bad = check("hailo", ctx_for(cfg))
+    assert bad.outcome is Outcome.FAIL and bad.detail.endswith("HAILO_INVALID_DRIVER_VERSION)")
+    assert bad.fix == "sudo apt install --reinstall hailo-all, then reboot"
+
+
 # --- keys -----------------------------------------------------------------------------------
 
 def test_keys_pass_when_0600_in_a_0700_folder_owned_by_the_data_dir_owner(unit, frames):

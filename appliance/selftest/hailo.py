@@ -3,12 +3,15 @@
 These are the field failures of the Hailo-8L AI Kit: HAILO_INVALID_DRIVER_VERSION after an
 apt upgrade moved one of the three, and HAILO_INVALID_HEF for a HEF compiled for another
 chip. The facts come from the Hailo backend (``appliance/inference/hailo.py``, which alone
-imports ``hailo_platform``) through one function, the seam below::
+imports ``hailo_platform``), through the first of these it provides:
 
-    device_report() -> HailoReport | None     # None: no Hailo device on this machine
+    preflight(settings) -> str | None          # why the card cannot run the configured HEFs, or None
+    device_report() -> HailoReport | None      # the versions and chips, judged here
 
-Until that backend exposes it, a unit configured for Hailo gets a WARN naming the seam.
-``tests/test_selftest.py`` holds the contract test the backend's function must satisfy.
+(``preflight`` is the Hailo branch's function: library, driver and firmware versions, the
+card's architecture against each HEF's chip, the HEFs' pins.) Until the backend provides one,
+a unit configured for Hailo gets a WARN naming the seam. ``tests/test_selftest.py`` holds the
+contract tests both must satisfy.
 """
 from __future__ import annotations
 
@@ -21,6 +24,7 @@ from .base import CheckResult, SelfTestContext, failed, passed, warned
 NAME = "hailo"
 DEVICE_NODE = Path("/dev/hailo0")
 REPORT_FUNCTION = "device_report"
+PREFLIGHT_FUNCTION = "preflight"
 VERSIONS_FIX = ("install matching HailoRT parts: sudo apt install --reinstall hailo-all (driver "
                 "hailort-pcie-driver, library hailort, firmware), then reboot")
 HEF_FIX = ("provision the HEFs compiled for this chip (Hailo Model Zoo, pinned in models/manifest.toml); "
@@ -45,10 +49,24 @@ def _release(version: str) -> tuple[str, ...]:
 
 
 def backend_report():
-    """The report from appliance.inference.hailo.device_report(), or None when it does not exist yet."""
+    """The report from appliance.inference.hailo.device_report(), or NotImplemented when it does not exist."""
     module = importlib.import_module("appliance.inference.hailo")
     function = getattr(module, REPORT_FUNCTION, None)
     return function() if callable(function) else NotImplemented
+
+
+def from_preflight(ctx: SelfTestContext) -> CheckResult | None:
+    """The backend's own preflight verdict (None when the backend has no preflight)."""
+    preflight = getattr(importlib.import_module("appliance.inference.hailo"), PREFLIGHT_FUNCTION, None)
+    if not callable(preflight):
+        return None
+    settings = ctx.cfg.inference if ctx.cfg.inference.backend == "hailo" else None
+    reason = preflight(settings)
+    if reason is None:
+        return passed(NAME, "driver, library and firmware versions agree and every HEF is compiled for this card "
+                            "(Hailo preflight)")
+    seen, _, fix = reason.partition(" (fix: ")
+    return failed(NAME, seen, fix.rstrip(")") or VERSIONS_FIX)
 
 
 def judge(report: HailoReport) -> CheckResult:
@@ -70,6 +88,10 @@ def judge(report: HailoReport) -> CheckResult:
 def check(ctx: SelfTestContext) -> CheckResult:
     """Judge the device report; WARN on a unit without the card (CPU board) or before the seam exists."""
     wants_hailo = ctx.cfg.inference.backend == "hailo"
+    if ctx.hailo_report is None and (wants_hailo or DEVICE_NODE.exists()):
+        verdict = from_preflight(ctx)
+        if verdict is not None:
+            return verdict
     report = (ctx.hailo_report or backend_report)()
     if report is NotImplemented:
         if not wants_hailo and not DEVICE_NODE.exists():
