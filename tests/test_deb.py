@@ -152,7 +152,8 @@ def test_install_creates_the_service_users_and_folders(installed):
     assert mode_owner(root / "var/lib/appliance-console") == (0o700, console_uid, console_gid)
     assert mode_owner(root / "etc/appliance") == (0o755, 0, 0)
     assert mode_owner(root / "etc/appliance/mqtt") == (0o750, 0, unit_gid)
-    assert mode_owner(root / "etc/appliance/console") == (0o750, 0, console_gid)
+    assert mode_owner(root / "etc/appliance-console") == (0o750, 0, console_gid)
+    assert mode_owner(root / "etc/appliance-console/mqtt") == (0o750, 0, console_gid)
     assert mode_owner(root / "opt/appliance/venv/bin/appliance") == (0o755, 0, 0)
     status = (root / "var/lib/dpkg/status").read_text()
     assert "Package: lfr-appliance\nStatus: install ok installed" in status
@@ -184,6 +185,7 @@ def test_purge_says_it_destroys_the_keys_and_leaves_none(installed):
     for name in ("unit-ed25519.pem", "unit-age.key"):
         (keys / name).write_text("SECRET")
     (root / "etc/appliance/mqtt/unit.key").write_text("SECRET")
+    (root / "etc/appliance-console/mqtt/console.key").write_text("SECRET")
     (root / "var/lib/appliance-console/console-ed25519.pem").write_text("SECRET")
     (root / "etc/mosquitto/lfr").mkdir(parents=True)
     (root / "etc/mosquitto/lfr/broker.key").write_text("SECRET")

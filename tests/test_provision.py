@@ -205,7 +205,7 @@ def check_layout(root: Path) -> None:
         return st.st_uid, stat.S_IMODE(st.st_mode)
 
     assert owner_mode("/etc/appliance/mqtt/unit.key") == (UIDS["appliance"], 0o600)
-    assert owner_mode("/etc/appliance/console/mqtt.key") == (UIDS["appliance-console"], 0o600)
+    assert owner_mode("/etc/appliance-console/mqtt/console.key") == (UIDS["appliance-console"], 0o600)
     assert owner_mode("/etc/mosquitto/lfr/broker.key") == (UIDS["mosquitto"], 0o600)
     assert owner_mode("/var/lib/appliance/keys/unit-ed25519.pem") == (UIDS["appliance"], 0o600)
     assert owner_mode("/var/lib/lfr-provision/tablets/tablet-02/tablet-02.key") == (0, 0o600)

@@ -75,9 +75,10 @@ def certificates(root: Root, plan: ProvisionPlan) -> StepResult:
              f"{BROKER_DIR}/broker.key": ("broker.key", 0o600, broker_user)}
     if console:
         changed |= ensure_dir(root(CONSOLE_DIR), 0o750, 0, root.gid(CONSOLE_USER))
-        files.update({f"{CONSOLE_DIR}/ca.crt": ("ca.crt", 0o644, None),
-                      f"{CONSOLE_DIR}/mqtt.crt": (f"{console}.crt", 0o644, None),
-                      f"{CONSOLE_DIR}/mqtt.key": (f"{console}.key", 0o600, CONSOLE_USER)})
+        changed |= ensure_dir(root(f"{CONSOLE_DIR}/mqtt"), 0o750, 0, root.gid(CONSOLE_USER))
+        files.update({f"{CONSOLE_DIR}/mqtt/ca.crt": ("ca.crt", 0o644, None),
+                      f"{CONSOLE_DIR}/mqtt/console.crt": (f"{console}.crt", 0o644, None),
+                      f"{CONSOLE_DIR}/mqtt/console.key": (f"{console}.key", 0o600, CONSOLE_USER)})
     for tablet in plan.certificates.tablets:
         folder = f"{plan.certificates.tablet_dir}/{tablet}"
         changed |= ensure_dir(root(folder), 0o700, 0, 0)

@@ -68,7 +68,11 @@ def wheelhouse(arch: str) -> Path:
 
 
 def runtime_wheel(out: Path) -> Path:
-    """Build the ``appliance`` wheel (pure Python: the runtime package and its data only)."""
+    """Build the ``appliance`` wheel (pure Python: the runtime package and its data only).
+
+    setuptools reuses ./build; a stale copy of a removed module there would ship, so it goes first.
+    """
+    shutil.rmtree(REPO_ROOT / "build", ignore_errors=True)
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps",
                     "-w", str(out), str(REPO_ROOT)], check=True)
     (wheel,) = out.glob("lfr_appliance-*.whl")
