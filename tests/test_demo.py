@@ -17,6 +17,6 @@ def test_demo_end_to_end(tmp_path):
     selftest = next(line for line in out.splitlines() if line.startswith("demo: selftest"))
     assert "fail none" in selftest, selftest
     warned = selftest.split("warn ", 1)[1].split(", fail")[0]
-    assert warned == "none" or set(eval(warned)) <= {"hailo", "clock"}, selftest  # noqa: S307 - our own list repr
+    assert warned == "none" or set(eval(warned)) <= {"npu", "clock"}, selftest  # noqa: S307 - our own list repr
     alert_lines = [line for line in out.splitlines() if line.startswith("{")]
     assert len(alert_lines) == 2 and all('"DEMO-OBAMA"' in line for line in alert_lines)

@@ -24,8 +24,8 @@ from appliance.audit.sink import audit_db_path, open_audit_log
 from appliance.keystore import unit_keystore
 from appliance.config import Config
 from appliance.selftest import CHECKS, Outcome, SelfTestContext, overall, run_check, run_selftest
-from appliance.selftest import hailo as hailo_check
-from appliance.selftest.hailo import HailoReport
+from appliance.selftest import npu as hailo_check
+from appliance.selftest.npu import HailoReport
 from appliance.selftest.reference import REFERENCE_IMAGE, REFERENCE_JSON
 from conftest import REPO, provision, run_cli
 from mqtt_helpers import require_mosquitto, van_broker, van_certs  # noqa: F401 - fixtures
@@ -133,7 +133,7 @@ def test_camera_that_hangs_fails_within_the_timeout(unit, frames):
 
 def test_models_pass_with_the_pinned_weights(unit, frames):
     result = check("models", ctx_for(unit_cfg(unit, frames)))
-    assert result.outcome is Outcome.PASS and "blazeface-full 99bf9494d84f" in result.detail
+    assert result.outcome is Outcome.PASS and "blazeface-full 99bf9494d84f" in result.detail and "litert loaded" in result.detail
 
 
 def test_models_fail_on_an_altered_weight_file(unit, frames, tmp_path):
@@ -201,32 +201,32 @@ AGREEING = HailoReport("4.20.0", "4.20.0", "4.20.0", "HAILO8L", {"scrfd_2.5g.hef
 
 
 def test_hailo_passes_when_versions_agree_and_hefs_match_the_chip(unit, frames):
-    result = check("hailo", ctx_for(unit_cfg(unit, frames), hailo_report=lambda: AGREEING))
+    result = check("npu", ctx_for(unit_cfg(unit, frames), hailo_report=lambda: AGREEING))
     assert result.outcome is Outcome.PASS and "HAILO8L" in result.detail
 
 
 def test_hailo_fails_when_driver_and_library_disagree(unit, frames):
     report = replace(AGREEING, driver_version="4.18.0")
-    result = check("hailo", ctx_for(unit_cfg(unit, frames), hailo_report=lambda: report))
+    result = check("npu", ctx_for(unit_cfg(unit, frames), hailo_report=lambda: report))
     assert result.outcome is Outcome.FAIL and "HAILO_INVALID_DRIVER_VERSION" in result.detail
     assert "hailo-all" in result.fix
 
 
 def test_hailo_fails_on_a_hef_for_another_chip(unit, frames):
     report = replace(AGREEING, hef_arch={"scrfd_2.5g.hef": "HAILO8L", "arcface.hef": "HAILO8"})
-    result = check("hailo", ctx_for(unit_cfg(unit, frames), hailo_report=lambda: report))
+    result = check("npu", ctx_for(unit_cfg(unit, frames), hailo_report=lambda: report))
     assert result.outcome is Outcome.FAIL and "arcface.hef for HAILO8" in result.detail
 
 
 def test_hailo_fails_when_configured_but_absent(unit, frames):
     cfg = unit_cfg(unit, frames, inference={"backend": "hailo"})
-    result = check("hailo", ctx_for(cfg, hailo_report=lambda: None))
+    result = check("npu", ctx_for(cfg, hailo_report=lambda: None))
     assert result.outcome is Outcome.FAIL and "/dev/hailo0" in result.fix
 
 
 def test_hailo_warns_on_a_board_without_the_card(unit, frames):
-    assert check("hailo", ctx_for(unit_cfg(unit, frames), hailo_report=lambda: None)).outcome is Outcome.WARN
-    default = check("hailo", ctx_for(unit_cfg(unit, frames)))  # the real backend module, SDK absent here
+    assert check("npu", ctx_for(unit_cfg(unit, frames), hailo_report=lambda: None)).outcome is Outcome.WARN
+    default = check("npu", ctx_for(unit_cfg(unit, frames)))  # the real backend module, SDK absent here
     assert default.outcome is Outcome.WARN
     assert "not a Hailo unit" in default.detail or "does not report" in default.detail
 
@@ -252,12 +252,12 @@ def test_hailo_uses_the_backends_preflight_when_it_has_one(unit, frames, monkeyp
     cfg = unit_cfg(unit, frames, inference={"backend": "hailo"})
     seen = []
     monkeypatch.setattr(module, "preflight", lambda settings: seen.append(settings) or None, raising=False)
-    ok = check("hailo", ctx_for(cfg))
+    ok = check("npu", ctx_for(cfg))
     assert ok.outcome is Outcome.PASS and "preflight" in ok.detail and seen == [cfg.inference]
     reason = ("HailoRT library 4.20.0 and the hailo_pci driver 4.18.0 differ (HailoRT would fail with "
               "HAILO_INVALID_DRIVER_VERSION) (fix: sudo apt install --reinstall hailo-all, then reboot)")
     monkeypatch.setattr(module, "preflight", lambda settings: reason, raising=False)
-    bad = check("hailo", ctx_for(cfg))
+    bad = check("npu", ctx_for(cfg))
     assert bad.outcome is Outcome.FAIL and bad.detail.endswith("HAILO_INVALID_DRIVER_VERSION)")
     assert bad.fix == "sudo apt install --reinstall hailo-all, then reboot"
 
@@ -419,7 +419,7 @@ def test_a_sound_unit_passes_with_warnings_only_for_absent_hardware(unit, frames
     results = run_selftest(ctx_for(cfg, engine, min_free_bytes=1, warn_free_bytes=1))
     by_name = {r.name: r.outcome for r in results}
     assert list(by_name) == list(CHECKS)
-    assert {n for n, o in by_name.items() if o is not Outcome.PASS} == {"hailo"}, results
+    assert {n for n, o in by_name.items() if o is not Outcome.PASS} == {"npu"}, results
     assert overall(results) is Outcome.WARN
 
 

@@ -12,7 +12,7 @@ import logging
 from typing import Callable
 
 from ..errors import ApplianceError
-from . import audit, broker, camera, clock, deployment, disk, hailo, inference, keys, models
+from . import audit, broker, camera, clock, deployment, disk, inference, keys, models, npu
 from .base import CheckResult, Outcome, SelfTestContext
 
 log = logging.getLogger(__name__)
@@ -23,7 +23,7 @@ CHECKS: dict[str, Check] = {
     "camera": camera.check,
     "models": models.check,
     "inference": inference.check,
-    "hailo": hailo.check,
+    "npu": npu.check,
     "keys": keys.check,
     "clock": clock.check,
     "disk": disk.check,

@@ -25,6 +25,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from appliance import inference
 from appliance.config import Config
 from appliance.modelstore import load_manifest
 from appliance.selftest.reference import REFERENCE_IMAGE, REFERENCE_JSON, load_reference
@@ -90,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     """CLI: remake the reference crop and answer, or add this backend's answer."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--answer", action="store_true", help="keep the crop; store this backend's answer")
-    parser.add_argument("--backend", default="litert", help="inference backend (default litert)")
+    parser.add_argument("--backend", default=inference.AUTO, help=f"inference backend (default {inference.AUTO})")
     args = parser.parse_args(argv)
     cfg = Config.model_validate({"inference": {"backend": args.backend}})
     REFERENCE_IMAGE.parent.mkdir(parents=True, exist_ok=True)

@@ -1,4 +1,4 @@
-"""Hailo: driver, library and firmware versions agree, and every HEF was compiled for this chip.
+"""NPU (Hailo): driver, library and firmware versions agree, and every HEF was compiled for this chip.
 
 These are the field failures of the Hailo-8L AI Kit: HAILO_INVALID_DRIVER_VERSION after an
 apt upgrade moved one of the three, and HAILO_INVALID_HEF for a HEF compiled for another
@@ -21,7 +21,8 @@ from pathlib import Path
 
 from .base import CheckResult, SelfTestContext, failed, passed, warned
 
-NAME = "hailo"
+NAME = "npu"
+HAILO_MODULE = "appliance.inference.hailo"  # the one backend with an NPU; it alone imports hailo_platform
 DEVICE_NODE = Path("/dev/hailo0")
 REPORT_FUNCTION = "device_report"
 PREFLIGHT_FUNCTION = "preflight"
@@ -48,19 +49,24 @@ def _release(version: str) -> tuple[str, ...]:
     return tuple(digits.split("."))
 
 
+def wants_npu(ctx: SelfTestContext) -> bool:
+    """True when the config names the Hailo backend."""
+    return ctx.cfg.inference.backend == importlib.import_module(HAILO_MODULE).KEY
+
+
 def backend_report():
     """The report from appliance.inference.hailo.device_report(), or NotImplemented when it does not exist."""
-    module = importlib.import_module("appliance.inference.hailo")
+    module = importlib.import_module(HAILO_MODULE)
     function = getattr(module, REPORT_FUNCTION, None)
     return function() if callable(function) else NotImplemented
 
 
 def from_preflight(ctx: SelfTestContext) -> CheckResult | None:
     """The backend's own preflight verdict (None when the backend has no preflight)."""
-    preflight = getattr(importlib.import_module("appliance.inference.hailo"), PREFLIGHT_FUNCTION, None)
+    preflight = getattr(importlib.import_module(HAILO_MODULE), PREFLIGHT_FUNCTION, None)
     if not callable(preflight):
         return None
-    settings = ctx.cfg.inference if ctx.cfg.inference.backend == "hailo" else None
+    settings = ctx.cfg.inference if wants_npu(ctx) else None
     reason = preflight(settings)
     if reason is None:
         return passed(NAME, "driver, library and firmware versions agree and every HEF is compiled for this card "
@@ -87,7 +93,7 @@ def judge(report: HailoReport) -> CheckResult:
 
 def check(ctx: SelfTestContext) -> CheckResult:
     """Judge the device report; WARN on a unit without the card (CPU board) or before the seam exists."""
-    wants_hailo = ctx.cfg.inference.backend == "hailo"
+    wants_hailo = wants_npu(ctx)
     if ctx.hailo_report is None and (wants_hailo or DEVICE_NODE.exists()):
         verdict = from_preflight(ctx)
         if verdict is not None:
@@ -98,11 +104,11 @@ def check(ctx: SelfTestContext) -> CheckResult:
             return warned(NAME, "no Hailo device here (not a Hailo unit)",
                           "nothing to do on a CPU board; on a Pi 5 AI Kit check the card and hailo_pci")
         return warned(NAME, f"the Hailo backend does not report versions yet (no "
-                            f"appliance.inference.hailo.{REPORT_FUNCTION}())",
+                            f"{HAILO_MODULE}.{PREFLIGHT_FUNCTION}() or {REPORT_FUNCTION}())",
                       "check by hand: hailortcli fw-control identify; cat /sys/module/hailo_pci/version")
     if report is None:
         if wants_hailo:
-            return failed(NAME, "[inference] backend = \"hailo\" but no Hailo device is present",
+            return failed(NAME, "[inference] names the Hailo backend but no Hailo device is present",
                           "seat the M.2 card, check `lsmod | grep hailo_pci` and /dev/hailo0, or use the rpi5-cpu profile")
         return warned(NAME, "no Hailo device here (not a Hailo unit)",
                       "nothing to do on a CPU board; on a Pi 5 AI Kit check the card and hailo_pci")
