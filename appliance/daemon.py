@@ -25,10 +25,19 @@ log = logging.getLogger(__name__)
 STALL_AFTER_S = 10.0  # below half of the unit's WatchdogSec (30 s)
 
 
+def _stderr_with_fd():
+    """sys.stderr when it is a real file (faulthandler writes to a descriptor), else the process's own."""
+    try:
+        sys.stderr.fileno()
+        return sys.stderr
+    except (AttributeError, OSError, ValueError):  # io.UnsupportedOperation is an OSError and ValueError
+        return sys.__stderr__
+
+
 def harden_process() -> None:
     """No core dumps (they would hold frames), every thread's stack on SIGABRT (the watchdog's signal)."""
     state = disable_core_dumps()
-    faulthandler.enable(file=sys.stderr, all_threads=True)
+    faulthandler.enable(file=_stderr_with_fd(), all_threads=True)
     log.debug("core dumps off: RLIMIT_CORE %s, dumpable %s", state.rlimit_core, state.dumpable)
 
 
