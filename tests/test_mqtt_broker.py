@@ -63,7 +63,8 @@ def test_status_online_heartbeat_and_last_will_offline(van_broker, van_certs, ke
     assert states[0] == "online" and states[-1] == "offline"
     assert tablet.payloads("status")[-1]["reason"] == "connection lost"  # the broker sent the will
     # the will is retained: a tablet connecting later still sees "offline"
-    late = mh.Subscriber(van_certs, van_broker.lan_port, [f"lfr/v1/{A}/status"], client_id="late-tablet")
+    late = mh.Subscriber(van_certs, van_broker.lan_port, [f"lfr/v1/{A}/status"], identity="tablet-02",
+                         client_id="late-tablet")
     try:
         late.wait_connected()
         assert late.wait_for(lambda s: s.payloads("status"), 5)
@@ -100,7 +101,7 @@ def _publish_as(van_certs, port, identity, topic, payload=b'{"forged":true}'):
 
 
 def test_tablet_cannot_publish_an_alert(van_broker, van_certs, keys, tablet, tmp_path):
-    code = _publish_as(van_certs, van_broker.lan_port, "tablet-01", f"lfr/v1/{A}/alert")
+    code = _publish_as(van_certs, van_broker.lan_port, "tablet-02", f"lfr/v1/{A}/alert")
     assert code.is_failure and "authori" in str(code).lower()
     code = _publish_as(van_certs, van_broker.lan_port, "console-01", f"lfr/v1/{A}/status")
     assert code.is_failure

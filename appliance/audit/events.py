@@ -36,6 +36,8 @@ _PATTERNS = {"id": _ID, "hash": _HASH, "time": _TIME}
 FAULT_KINDS = ("camera_lost", "backend_fallback", "broker_down", "disk_low", "audit_write_failed",
                "watchdog", "other")
 DECISIONS = ("confirmed", "rejected", "unable")
+ADJUDICATION_REFUSALS = ("rate_limited", "retained", "oversized", "malformed_json", "bad_fields", "wrong_unit",
+                         "unknown_key", "bad_signature", "unknown_alert", "duplicate", "sink_error")
 
 
 class EventError(ValueError):
@@ -101,11 +103,16 @@ class EventSchema:
     version: int
     fields: dict
     doc: str
+    older: tuple[int, ...] = ()  # earlier versions whose payloads this one still validates
+
+    def knows(self, version: object) -> bool:
+        """True for this version and the earlier ones it reads (they lacked only optional fields)."""
+        return version == self.version or version in self.older
 
 
-def _s(version: int, doc: str, /, **fields: object) -> EventSchema:
+def _s(version: int, doc: str, /, older: tuple[int, ...] = (), **fields: object) -> EventSchema:
     """Schema from keyword fields: ``name=kind`` is required, ``name=_opt(kind)`` optional."""
-    return EventSchema(version, fields, doc)
+    return EventSchema(version, fields, doc, older)
 
 
 def _opt(kind: object) -> dict:
@@ -144,9 +151,14 @@ SCHEMAS: dict[str, EventSchema] = {
                 camera_id=_opt("id"), track_id=_opt("count")),
     "alert_expired": _s(1, "an alert was not delivered to the broker within the outbox's maximum age",
                         alert_id="id", age_s="number"),
-    "adjudication": _s(1, "an officer's decision on an alert (G5)",
-                       alert_id="id", decision=DECISIONS, officer_ids="officers", time="time",
-                       deployment_id=_opt("id")),
+    "adjudication": _s(2, "officers' decision on an alert (G5), signed by a pinned console key",
+                       older=(1,), alert_id="id", decision=DECISIONS, officer_ids="officers", time="time",
+                       deployment_id=_opt("id"), adjudication_id=_opt("id"), sender=_opt("id"),
+                       console_key=_opt("id"), console_sig=_opt("text"), note=_opt("text")),
+    "adjudication_refused": _s(1, "an adjudication the unit refused (unknown key, bad signature, ...)",
+                               reason=ADJUDICATION_REFUSALS, detail="text", sender=_opt("id"),
+                               adjudication_id=_opt("id"), alert_id=_opt("id"), console_key=_opt("id"),
+                               deployment_id=_opt("id")),
     "counters": _s(1, "aggregate counts for one period (numbers only)",
                    period_start="time", period_end="time", faces_seen="count",
                    quality_rejects="counts", non_matches_discarded="count",
@@ -212,7 +224,7 @@ def decode_entry(data: bytes | str) -> dict:
     if entry["v"] != ENVELOPE_VERSION:
         raise EventError(f"envelope version {entry['v']!r} unsupported")
     schema = validate_payload(entry["type"], entry["payload"])
-    if entry["schema"] != schema.version:
+    if not schema.knows(entry["schema"]):
         raise EventError(f"{entry['type']}: schema v{entry['schema']} unsupported "
                          f"(this verifier knows v{schema.version})")
     return entry

@@ -7,7 +7,7 @@ import base64
 from .. import authority
 from ..config import Config, load_config, resolve
 from ..keystore import open_keystore
-from ..keystore.file import fingerprint
+from ..keyid import fingerprint
 from ..watchlist.crypto import recipient_fingerprint
 
 

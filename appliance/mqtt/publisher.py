@@ -22,13 +22,17 @@ from pathlib import Path
 from typing import Callable
 
 import paho.mqtt.client as mqtt
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from ..config import Config, MqttConfig, resolve
 from ..errors import ApplianceError, PublishError
-from .adjudication import AdjudicationIntake, Verdict
+from ..keyid import key_id, parse_public
+from .adjudication import AdjudicationIntake, RateLimit, Verdict
 from .outbox import Outbox, OutboxRow
 from .payload import Signer, alert_body, encode
-from .topics import topic
+from .topics import adjudication_sender, topic
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +63,26 @@ def no_delay(client, userdata, sock) -> None:
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
+def console_keys(cfg: MqttConfig) -> dict:
+    """The pinned console public keys of ``[mqtt] console_keys`` by key id."""
+    keys = [parse_public(text, "console key") for text in cfg.console_keys]
+    return {key_id(k): k for k in keys}
+
+
+def session_properties(expiry_s: int) -> Properties:
+    """CONNECT properties of a persistent session: the broker keeps it ``expiry_s`` after a disconnect."""
+    props = Properties(PacketTypes.CONNECT)
+    props.SessionExpiryInterval = expiry_s
+    return props
+
+
+# QoS 1; retained adjudications are never sent on subscribe, and a live one published with the
+# retain flag keeps it (retain as published) so the intake can refuse it
+ADJUDICATION_OPTIONS = SubscribeOptions(qos=1, retainAsPublished=True,
+                                        retainHandling=SubscribeOptions.RETAIN_DO_NOT_SEND)
+HEALTH_FIELDS = ("fps", "deployment_id", "deployment_not_after", "watchlist_size")
+
+
 def make_client(cfg: MqttConfig, client_id: str) -> mqtt.Client:
     """A paho client (callback API v2, MQTT v5) with mutual TLS, backoff and flow control set."""
     client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
@@ -84,9 +108,11 @@ class AlertPublisher:
                  on_adjudication_rejected: Callable[[Verdict], None] | None = None) -> None:
         self.unit, self.cfg, self.signer, self.outbox = unit, cfg, signer, outbox
         self._on_expired = on_expired or _log_expired
-        self.intake = AdjudicationIntake(unit, lambda aid: outbox.state(aid) is not None,
-                                         on_adjudication or (lambda adj: None),
-                                         on_adjudication_rejected, cfg.adjudication_max_bytes)
+        self.intake = AdjudicationIntake(unit, outbox, console_keys(cfg), on_adjudication or (lambda adj: None),
+                                         on_adjudication_rejected, cfg.adjudication_max_bytes,
+                                         RateLimit(cfg.adjudication_rate_per_s, cfg.adjudication_burst))
+        self._health: dict = {}
+        self._record: bytes | None = None
         self.counters: Counter[str] = Counter()
         self._acks: queue.SimpleQueue = queue.SimpleQueue()
         self._inflight: dict[int, str] = {}
@@ -120,7 +146,9 @@ class AlertPublisher:
 
     def start(self) -> None:
         """Connect asynchronously (retrying with backoff) and start the outbox pump."""
-        self.client.connect_async(self.cfg.host, self.cfg.port, keepalive=self.cfg.keepalive_s)
+        # a persistent session: adjudications sent while the unit is offline wait at the broker
+        self.client.connect_async(self.cfg.host, self.cfg.port, keepalive=self.cfg.keepalive_s,
+                                  clean_start=False, properties=session_properties(self.cfg.session_expiry_s))
         self.client.loop_start()
         self._pump.start()
 
@@ -133,7 +161,8 @@ class AlertPublisher:
         """
         body = alert_body(alert, self.unit)
         data = encode(self.signer.sign("alert", body))
-        if not self.outbox.add(body["alert_id"], topic(self.unit, "alert"), data, time.time()):
+        if not self.outbox.add(body["alert_id"], topic(self.unit, "alert"), data, time.time(),
+                               body["deployment_id"]):
             log.warning("alert %s was already issued; not queued again", body["alert_id"])
         self._wake.set()
         return body["alert_id"]
@@ -143,6 +172,29 @@ class AlertPublisher:
         self._state = (state, reason)
         if self._connected.is_set():
             self.client.publish(topic(self.unit, "status"), self._status_bytes(state, reason), qos=1, retain=True)
+
+    def set_health(self, **fields) -> None:
+        """What the next heartbeats carry beside liveness: fps, deployment_id, deployment_not_after
+        (RFC 3339 UTC), watchlist_size; a field set to None is dropped (e.g. outside a deployment)."""
+        unknown = set(fields) - set(HEALTH_FIELDS)
+        if unknown:
+            raise ValueError(f"unknown heartbeat field(s) {sorted(unknown)}; known: {HEALTH_FIELDS}")
+        health = {k: v for k, v in {**self._health, **fields}.items() if v is not None}
+        self.signer.sign("heartbeat", {**health, "seq": 0, "uptime_s": 0.0, "outbox_pending": 0})  # InputError if bad
+        self._health = health
+
+    def publish_record(self, body: dict) -> dict:
+        """Sign the deployment record and publish it retained (QoS 1) on lfr/v1/<unit>/record.
+
+        ``body`` is :func:`appliance.audit.record.deployment_record`'s result. The signed record
+        is kept and published again after every reconnect (retained: consumers keep the latest),
+        so a broker outage at deployment end loses nothing; returns the signed payload.
+        """
+        payload = self.signer.sign("record", body)
+        self._record = encode(payload)
+        if self._connected.is_set():
+            self.client.publish(topic(self.unit, "record"), self._record, qos=1, retain=True)
+        return payload
 
     def stats(self) -> dict:
         """Counters, outbox depth and connection state, for status output and tests."""
@@ -189,8 +241,10 @@ class AlertPublisher:
         self._resend_due = True
         self._connected.set()
         self.counters["connects"] += 1
-        client.subscribe(topic(self.unit, "adjudication"), qos=1)
+        client.subscribe(topic(self.unit, "adjudication") + "/+", options=ADJUDICATION_OPTIONS)
         client.publish(topic(self.unit, "status"), self._status_bytes(*self._state), qos=1, retain=True)
+        if self._record is not None:
+            client.publish(topic(self.unit, "record"), self._record, qos=1, retain=True)
         self._wake.set()
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
@@ -204,7 +258,9 @@ class AlertPublisher:
         self._wake.set()
 
     def _on_message(self, client, userdata, message) -> None:
-        self.intake.handle(message.payload)
+        sender = adjudication_sender(self.unit, message.topic)
+        if sender is not None:  # the ACL lets only the certificate with that CN write this topic
+            self.intake.handle(message.payload, sender, retained=bool(message.retain))
 
     # --- the outbox pump (own thread): the only place alerts are handed to paho ---
 
@@ -274,7 +330,7 @@ class AlertPublisher:
         if now < self._next_beat:
             return
         self._next_beat = now + self.cfg.heartbeat_interval_s
-        body = {"seq": self._seq, "uptime_s": round(now - self._started, 3),
+        body = {**self._health, "seq": self._seq, "uptime_s": round(now - self._started, 3),
                 "outbox_pending": self.outbox.pending_count()}
         self._seq += 1
         self.client.publish(topic(self.unit, "heartbeat"), encode(self.signer.sign("heartbeat", body)), qos=0)
