@@ -25,6 +25,7 @@ COMMAND_MODULES = [
     "appliance.commands.watchlist",
     "appliance.commands.deployment",
     "appliance.commands.audit",
+    "appliance.commands.console",
 ]
 PLUGIN_GROUP = "appliance.commands"
 

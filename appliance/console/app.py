@@ -91,8 +91,8 @@ async def _json_body(request: Request) -> dict | None:
     return data if isinstance(data, dict) else None
 
 
-def create_app(console: Console) -> Starlette:
-    """The ASGI app over one running Console."""
+def create_app(console: Console, lifespan=None) -> SecurityHeaders:
+    """The ASGI app over one Console; ``lifespan`` starts and stops it with the server."""
 
     def session_of(request: Request) -> Session | None:
         return console.sessions.get(request.cookies.get(COOKIE))
@@ -176,6 +176,8 @@ def create_app(console: Console) -> Starlette:
         return JSONResponse({"card": card})
 
     async def image(request: Request, session: Session) -> Response:
+        if request.path_params["which"] not in ("face", "reference"):
+            return _error(404, "no such image")
         pair = await run_in_threadpool(console.store.images, request.path_params["alert_id"])
         if pair is None:
             return _error(404, "no images (forgotten at deployment end or after retention)")
@@ -183,7 +185,7 @@ def create_app(console: Console) -> Starlette:
 
     async def record(request: Request, session: Session) -> Response:
         found = console.store.record(request.path_params["unit"], request.path_params["deployment_id"])
-        if found is None:
+        if found is None or request.path_params["fmt"] not in ("json", "csv"):
             return _error(404, "no such deployment record")
         name = f'{found["unit"]}-{found["deployment_id"]}'.replace('"', "")
         if request.path_params["fmt"] == "csv":
@@ -207,7 +209,7 @@ def create_app(console: Console) -> Starlette:
         Route("/api/records/{unit}/{deployment_id}.{fmt:str}", guarded(record), methods=["GET"]),
         Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
     ]
-    app = Starlette(routes=routes)
+    app = Starlette(routes=routes, lifespan=lifespan)
     app.state.console = console
     return SecurityHeaders(app)
 

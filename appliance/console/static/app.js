@@ -30,7 +30,7 @@ async function api(method, path, body) {
     options.body = JSON.stringify(body);
   }
   const response = await fetch(path, options);
-  if (response.status === 401 && path !== "/api/cards/countersign") { location.reload(); return null; }
+  if (response.status === 401 && !path.endsWith("/countersign")) { location.reload(); return null; }
   const data = await response.json().catch(() => ({}));
   if (!response.ok) throw new Error(data.error || ("HTTP " + response.status));
   return data;
@@ -212,13 +212,14 @@ function renderRecords() {
   document.getElementById("record-list").replaceChildren(...model.records.map((r) => {
     const base = "/api/records/" + encodeURIComponent(r.unit) + "/" + encodeURIComponent(r.deployment_id);
     const value = (k) => (r[k] === null || r[k] === undefined ? "n/a"
-      : k === "verified_alert_rate" ? (r[k] * 100).toFixed(1) + "%" : String(r[k]));
+      : k === "verified_alert_rate" ? (r[k] * 100).toFixed(1) + "%"
+      : k === "false_alerts_per_1000_faces" ? Number(r[k]).toFixed(3) : String(r[k]));
     return el("div", { class: "record", "data-deployment": r.deployment_id },
       el("h2", {}, "Deployment " + r.deployment_id + " (" + r.unit + ")"),
-      el("table", {}, el("tbody", {}, ...RECORD_ROWS.map(([k, label]) =>
-        el("tr", {}, el("th", {}, label), el("td", { "data-field": k }, value(k)))))),
-      el("p", {}, el("a", { href: base + ".json", download: "" }, "Download JSON"),
-                  el("a", { href: base + ".csv", download: "" }, "Download CSV")));
+      el("p", {}, el("a", { href: base + ".json", download: "", class: "download-json" }, "Download JSON"),
+                  el("a", { href: base + ".csv", download: "", class: "download-csv" }, "Download CSV")),
+      el("dl", { class: "figures" }, ...RECORD_ROWS.flatMap(([k, label]) =>
+        [el("dt", {}, label), el("dd", { "data-field": k }, value(k))])));
   }));
 }
 
