@@ -104,11 +104,12 @@ class ConsoleStore:
     def card(self, card_id: str) -> dict | None:
         """One card with its latest sighting's shown fields, or None."""
         rows = self._rows("SELECT card_id, unit, deployment_id, subject_ref, opened, last_seen, sightings, state, "
-                          "first_officer, decision, officer_ids, note, decided FROM cards WHERE card_id = ?", (card_id,))
+                          "first_officer, first_note, decision, officer_ids, note, decided FROM cards "
+                          "WHERE card_id = ?", (card_id,))
         if not rows:
             return None
         keys = ("card_id", "unit", "deployment_id", "subject_ref", "opened", "last_seen", "sightings", "state",
-                "first_officer", "decision", "officer_ids", "note", "decided")
+                "first_officer", "first_note", "decision", "officer_ids", "note", "decided")
         card = dict(zip(keys, rows[0]))
         card["officer_ids"] = json.loads(card["officer_ids"]) if card["officer_ids"] else []
         alerts = self._rows("SELECT alert_id, summary, images IS NOT NULL FROM alerts WHERE card_id = ? "
@@ -163,8 +164,8 @@ class ConsoleStore:
             if decision == "confirm" and card["state"] == "awaiting_second":
                 if officer == card["first_officer"]:
                     raise DecisionRefused("a second, different officer must confirm")
-                first_note = self._rows("SELECT first_note FROM cards WHERE card_id = ?", (card_id,))[0][0] or ""
-                officers, note = [card["first_officer"], officer], "; ".join(n for n in (first_note, note) if n)
+                officers = [card["first_officer"], officer]
+                note = "; ".join(n for n in (card["first_note"] or "", note) if n)
                 if len(note) > MAX_NOTE:
                     raise DecisionRefused(f"the two notes together exceed {MAX_NOTE} characters")
             self._finish(card, decision, officers, note, sign, now)

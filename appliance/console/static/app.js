@@ -155,6 +155,7 @@ function secondOfficer(card, note) {
   };
   return el("div", { class: "second" },
     el("p", {}, "Confirmed by " + card.first_officer + ". A second, different officer must confirm."),
+    card.first_note ? el("div", { class: "first-note" }, "Note: " + card.first_note) : null,
     id, " ", pin, " ", el("button", { type: "button", class: "countersign confirm", onclick: go }, "Second officer confirms"));
 }
 
