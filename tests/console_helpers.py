@@ -3,38 +3,25 @@ van broker, a unit that publishes genuine signed alerts and audits adjudications
 Chromium from the Debian package driven by Playwright (never a downloaded browser)."""
 from __future__ import annotations
 
-import base64
-import hashlib
 import os
-import threading
 import time
 from pathlib import Path
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import serialization
 
 from appliance.audit.log import AuditLog
 from appliance.audit.report import entries_from_db
 from appliance.audit.sink import adjudication_payload, refusal_payload
-from appliance.console.config import ConsoleConfig
-from appliance.console.keys import describe
-from appliance.console.server import uvicorn_config
-from appliance.console.service import Console
-from appliance.keyid import public_string
 from appliance.mqtt import AlertPublisher
+from lfr_tools.consolerig import CHROMIUM, VIEWPORT, ConsoleThread, console_config, launch_chromium  # noqa: F401
 
 try:
     from tests import mqtt_helpers as mh
 except ImportError:  # tests/ is not a package: pytest put it on sys.path
     import mqtt_helpers as mh
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 UNIT = "van-dev-01"
 PINS = {"PC-4411": "246810", "PS-0912": "135791", "PC-7001": "112233"}
-VIEWPORT = {"width": 1280, "height": 800}
 DOC_IMAGES = Path(__file__).resolve().parents[1] / "docs" / "images"
 
 
@@ -46,58 +33,22 @@ def require_chromium() -> None:
         pytest.skip("chromium absent: apt-get install -y chromium chromium-driver")
 
 
-def spki_pin(cert_path: Path) -> str:
-    """Base64 SHA-256 of a certificate's public key: Chromium trusts exactly this key, nothing else."""
-    cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
-    spki = cert.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
-    return base64.b64encode(hashlib.sha256(spki).digest()).decode()
-
-
 def launch_browser(playwright, certs: Path):
     """Headless Chromium from /usr/bin/chromium, a fresh profile, trusting the console's HTTPS key."""
     require_chromium()
-    pin = spki_pin(certs / "console-01-https.crt")
-    return playwright.chromium.launch(executable_path=CHROMIUM, headless=True,
-                                      args=CHROMIUM_FLAGS + [f"--ignore-certificate-errors-spki-list={pin}"])
+    return launch_chromium(playwright, certs / "console-01-https.crt")
 
 
-class RunningConsole:
-    """`appliance console` in this process: uvicorn over HTTPS on a free port, in a thread."""
+class RunningConsole(ConsoleThread):
+    """`appliance console` in this process beside the test broker, with the test officers."""
 
     def __init__(self, certs: Path, broker, state: Path, unit_keys: dict, two_officer: bool = False,
                  wait_broker: bool = True, **console) -> None:
-        import uvicorn  # noqa: PLC0415
-
-        self.port = mh.free_port()
-        self.cfg = ConsoleConfig.model_validate({
-            "console": {"id": "console-01", "state_dir": str(state), "listen_host": "127.0.0.1",
-                        "listen_port": self.port, "tls_cert": str(certs / "console-01-https.crt"),
-                        "tls_key": str(certs / "console-01-https.key"), "two_officer": two_officer,
-                        "heartbeat_stale_s": 5.0, **console},
-            "mqtt": {"port": broker.lan_port, "ca_file": str(certs / "ca.crt"),
-                     "cert_file": str(certs / "console-01.crt"), "key_file": str(certs / "console-01.key")},
-            "units": [{"id": unit, "public_key": public_string(key)} for unit, key in unit_keys.items()]})
-        self.console = Console.build(self.cfg)
-        for officer, pin in PINS.items():
-            if officer not in {o["officer_id"] for o in self.console.officers.list()}:
-                self.console.officers.add(officer, pin)
-        self.server = uvicorn.Server(uvicorn_config(self.console))
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-        self.thread.start()
-        deadline = time.monotonic() + 15
-        while not self.server.started and time.monotonic() < deadline:
-            time.sleep(0.02)
-        assert self.server.started, "console did not start"
-        assert not wait_broker or self.console.link.connected.wait(10), "console did not reach the broker"
-        self.url = f"https://127.0.0.1:{self.port}"
-
-    @property
-    def public_key(self) -> str:
-        return describe(self.console.key)["console_key"]
-
-    def stop(self) -> None:
-        self.server.should_exit = True
-        self.thread.join(10)
+        cfg = console_config(certs, broker.lan_port, state, unit_keys, two_officer=two_officer,
+                             heartbeat_stale_s=5.0, **console)
+        super().__init__(cfg, PINS)
+        self.port = cfg.console.listen_port
+        self.start(wait_broker)
 
 
 class Unit:
