@@ -65,7 +65,7 @@ def test_a_confirm_needs_a_second_different_officer(rig):
         page.fill(f"{selector} input.second-id", "PS-0912")
         page.fill(f"{selector} input.second-pin", "999999")  # a wrong PIN does not complete it
         page.click(f"{selector} button.countersign")
-        page.wait_for_function("() => document.querySelector('#toast').textContent.includes('wrong')")
+        page.wait_for_function("() => document.querySelector('#toast').textContent.includes('Wrong officer id or PIN')")
         assert page.query_selector(f'{selector}[data-state="awaiting_second"]')
         assert rig["unit"].entries("adjudication") == []  # nothing was sent for a half-made confirmation
         page.fill(f"{selector} input.second-pin", "135791")
