@@ -8,6 +8,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import sqlite3
 import time
 import uuid
 from pathlib import Path
@@ -70,13 +71,14 @@ def test_alert_shows_both_images_and_confirm_reaches_the_audit_log(rig, page):
     face, reference = faces_for_screens()
     aid = rig["unit"].alert(subject_ref="WL-000123", category="wanted: burglary", face_jpeg=face,
                             reference_jpeg=reference)
-    node = card(page, aid)
+    card(page, aid)
+    sel = f'article.card[data-alerts~="{aid}"]'
     page.wait_for_function("() => [...document.querySelectorAll('article.card img')]"
                            ".every(img => img.complete && img.naturalWidth > 0)")
-    assert node.query_selector("img.face") and node.query_selector("img.reference")
+    assert page.query_selector(f"{sel} img.face") and page.query_selector(f"{sel} img.reference")
     assert page.inner_text(f'.unit[data-unit="{UNIT}"] .badge') == "online"
     screenshot(page, "console-alert.png")
-    node.query_selector("button.confirm").click()
+    page.click(f'article.card[data-alerts~="{aid}"] button.confirm')
     unit = rig["unit"]
     assert wait_for(lambda: [e for e in unit.entries("adjudication") if e["alert_id"] == aid], 10)
     entry = next(e for e in unit.entries("adjudication") if e["alert_id"] == aid)
@@ -92,12 +94,12 @@ def test_alert_shows_both_images_and_confirm_reaches_the_audit_log(rig, page):
 def test_payload_html_and_script_show_as_text(rig, page):
     subject, category = "<img src=x onerror=window.pwned=1>", "<script>window.pwned=2</script>"
     aid = rig["unit"].alert(subject_ref=subject, category=category)
-    node = card(page, aid)
-    assert node.query_selector(".subject").inner_text() == subject
-    assert node.query_selector(".category").inner_text() == category
-    assert node.query_selector(".subject img") is None and node.query_selector(".category script") is None
+    card(page, aid)
+    sel = f'article.card[data-alerts~="{aid}"]'
+    assert page.inner_text(f"{sel} .subject") == subject and page.inner_text(f"{sel} .category") == category
+    assert page.query_selector(f"{sel} .subject img") is None and page.query_selector(f"{sel} .category script") is None
     assert page.evaluate("() => window.pwned") is None
-    node.query_selector("button.unable").click()
+    page.click(f'article.card[data-alerts~="{aid}"] button.unable')
 
 
 def test_repeat_sightings_join_the_subjects_card_and_one_decision_covers_them(rig, page):
@@ -173,6 +175,23 @@ def test_five_wrong_pins_lock_the_officer_id_out(rig):
     assert rig["console"].console.officers.list()[1]["locked"]
 
 
+def test_an_alert_the_console_could_not_store_is_delivered_again(rig, page, monkeypatch):
+    store, real = rig["console"].console.store, rig["console"].console.store.add_alert
+    calls = []
+
+    def disk_full_once(unit, alert, now=None):
+        calls.append(alert["alert_id"])
+        if len(calls) == 1:
+            raise sqlite3.OperationalError("database or disk is full")
+        return real(unit, alert, now)
+
+    monkeypatch.setattr(store, "add_alert", disk_full_once)
+    aid = rig["unit"].alert(subject_ref="WL-DISK-FULL")
+    card(page, aid)  # not acknowledged the first time: the broker sent it again after the reconnect
+    assert calls.count(aid) >= 2
+    page.click(f'article.card[data-alerts~="{aid}"] button.unable')
+
+
 def test_deployment_record_shown_with_json_and_csv_and_images_forgotten(rig, page):
     unit = rig["unit"]
     pending = unit.alert(subject_ref="WL-AT-END")
@@ -203,3 +222,4 @@ def fetch(page, url: str) -> dict:
     """GET from inside the page (its session cookie, its origin), as the download links do."""
     return page.evaluate("async (u) => { const r = await fetch(u); return {status: r.status, "
                          "text: await r.text(), cache: r.headers.get('cache-control')}; }", url)
+

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sqlite3
 import ssl
 import threading
 import time
@@ -20,7 +21,7 @@ from typing import Callable
 
 import paho.mqtt.client as mqtt
 
-from ..errors import InputError
+from ..errors import ApplianceError, InputError
 from ..keyid import parse_public
 from ..mqtt.payload import verify
 from ..mqtt.publisher import no_delay, session_properties
@@ -46,11 +47,14 @@ class VanLink:
         self._inflight: dict[int, str] = {}
         self._lock = threading.Lock()
         self.connected = threading.Event()
+        self.store_failure = ""  # why the last message could not be committed (the link then restarts)
         self.client = self._client()
 
     def _client(self) -> mqtt.Client:
         m = self.cfg.mqtt
-        client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=self.cfg.console.id, protocol=mqtt.MQTTv5)
+        # manual acknowledgement: an alert is acknowledged only once it is committed to the store
+        client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=self.cfg.console.id, protocol=mqtt.MQTTv5,
+                             manual_ack=True)
         client.on_socket_open = no_delay
         client.tls_set(ca_certs=m.ca_file, certfile=m.cert_file, keyfile=m.key_file, cert_reqs=ssl.CERT_REQUIRED,
                        tls_version=ssl.PROTOCOL_TLS_CLIENT)
@@ -65,6 +69,16 @@ class VanLink:
         self.client.connect_async(m.host, m.port, keepalive=m.keepalive_s, clean_start=False,
                                   properties=session_properties(m.session_expiry_s))
         self.client.loop_start()
+
+    def recover(self) -> bool:
+        """After a store failure: reconnect, so the broker re-delivers what was not acknowledged."""
+        if not self.store_failure or self.connected.is_set():
+            return False
+        log.warning("reconnecting to have unacknowledged messages re-delivered (%s)", self.store_failure)
+        self.store_failure = ""
+        self.client.loop_stop()
+        self.start()
+        return True
 
     def close(self) -> None:
         """Disconnect; unsent adjudications stay in the store for the next start."""
@@ -129,12 +143,21 @@ class VanLink:
         self.store.mark_sent(adjudication_id)
 
     def _on_message(self, client, userdata, message) -> None:
-        parts = message.topic.split("/")
-        if len(parts) != 4 or parts[2] not in self.keys or parts[3] not in KINDS:
+        try:
+            self._handle(message)
+        except (sqlite3.Error, OSError, ApplianceError) as exc:
+            # not acknowledged: drop the link; after reconnecting the broker sends it again
+            self.store_failure = str(exc)[:200]
+            log.error("could not store a message from %s: %s; it stays at the broker", message.topic, exc)
+            client.disconnect()
             return
+        client.ack(message.mid, message.qos)
+
+    def _handle(self, message) -> None:
+        parts = message.topic.split("/")
+        if len(parts) != 4 or parts[2] not in self.keys or parts[3] not in KINDS or not message.payload:
+            return  # not ours, or a cleared retained message
         unit, kind = parts[2], parts[3]
-        if not message.payload:
-            return  # a cleared retained message
         try:
             payload = verify(kind, bytes(message.payload), self.keys[unit])
             if payload["unit"] != unit:

@@ -110,6 +110,7 @@ class Console:
     def housekeeping(self, now: float | None = None) -> int:
         """Forget images past retention, re-send unacknowledged decisions, drop expired sessions."""
         forgotten = self.store.forget_older(self.cfg.console.retention_hours * 3600, now)
+        self.link.recover()
         self.link.publish_pending()
         self.sessions.sweep(now)
         self.hub.publish({"kind": "units", "units": self.link.unit_views()})
