@@ -11,7 +11,7 @@ import pytest
 
 from appliance.audit.log import AuditLog
 from appliance.audit.report import entries_from_db
-from appliance.audit.sink import adjudication_payload, refusal_payload
+from appliance.audit.sink import adjudication_callbacks
 from appliance.mqtt import AlertPublisher
 from lfr_tools.consolerig import CHROMIUM, VIEWPORT, ConsoleThread, console_config, launch_chromium  # noqa: F401
 
@@ -59,10 +59,7 @@ class Unit:
         self.db = root / "audit.db"
         self.log = AuditLog.open(self.db, self.keys.signing_key(), UNIT, head_every_n=100, head_every_s=3600)
         cfg = mh.unit_config(certs, broker.unit_port, UNIT, console_keys=console_keys, heartbeat_interval_s=1.0)
-        self.publisher = AlertPublisher.open(
-            cfg, self.keys, root / "outbox.db",
-            on_adjudication=lambda adj: self.log.append("adjudication", adjudication_payload(adj)),
-            on_adjudication_rejected=lambda v: self.log.append("adjudication_refused", refusal_payload(v)))
+        self.publisher = AlertPublisher.open(cfg, self.keys, root / "outbox.db", **adjudication_callbacks(self.log))
 
     def alert(self, **overrides) -> str:
         return self.publisher.submit(mh.make_alert(**overrides))

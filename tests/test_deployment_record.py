@@ -8,7 +8,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from appliance.audit.log import AuditLog
-from appliance.audit.record import deployment_record
+from appliance.audit.record import deployment_record, record_from_db
 from appliance.audit.report import build_report, entries_from_db
 from appliance.mqtt import AlertPublisher, verify
 from appliance.mqtt.payload import Signer, schema_errors
@@ -41,7 +41,7 @@ def _counters(faces: int, dep: str = DEP) -> dict:
 
 
 @pytest.fixture(scope="module")
-def entries(tmp_path_factory):
+def logged(tmp_path_factory):
     db = tmp_path_factory.mktemp("record") / "audit.db"
     log = AuditLog.open(db, Ed25519PrivateKey.generate(), UNIT, head_every_n=100, head_every_s=3600)
     append = log.append
@@ -63,11 +63,17 @@ def entries(tmp_path_factory):
     append("counters", _counters(9999, "op-other"))
     append("alert", _alert(99, "op-other"))
     log.close()
-    return entries_from_db(db)[0]
+    return entries_from_db(db)[0], db
 
 
-def test_record_fields_from_one_deployment(entries):
+@pytest.fixture(scope="module")
+def entries(logged):
+    return logged[0]
+
+
+def test_record_fields_from_one_deployment(entries, logged):
     record = deployment_record(entries, DEP)
+    assert record_from_db(logged[1], DEP) == record
     assert record["location"] == "High Street, north end" and record["date"] == record["started"][:10]
     assert record["not_before"] == "2026-11-28T08:00:00.000000Z" and record["not_after"].startswith("2026-11-28T18")
     assert record["ended"] and record["ended"] >= record["started"]

@@ -12,7 +12,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from appliance.audit.log import AuditLog
 from appliance.audit.report import entries_from_db
-from appliance.audit.sink import adjudication_payload, refusal_payload
+from appliance.audit.sink import adjudication_callbacks
 from appliance.console.keys import sign_adjudication
 from appliance.keyid import public_string
 from appliance.mqtt import AlertPublisher
@@ -55,10 +55,7 @@ class Rig:
 
     def open_unit(self) -> AlertPublisher:
         cfg = mh.unit_config(self.certs, self.broker.unit_port, UNIT, console_keys=[public_string(CONSOLE.public_key())])
-        self.unit = AlertPublisher.open(
-            cfg, self.keys, self.tmp / "outbox.db",
-            on_adjudication=lambda adj: self.log.append("adjudication", adjudication_payload(adj)),
-            on_adjudication_rejected=lambda v: self.log.append("adjudication_refused", refusal_payload(v)))
+        self.unit = AlertPublisher.open(cfg, self.keys, self.tmp / "outbox.db", **adjudication_callbacks(self.log))
         assert wait(lambda: self.unit.stats()["connected"], 10)
         return self.unit
 

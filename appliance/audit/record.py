@@ -71,3 +71,11 @@ def deployment_record(entries: Iterable[dict], deployment_id: str, threshold: fl
     if window["started"] is None:
         record["started"] = utc_z(chosen[0]["time"])
     return record
+
+
+def record_from_db(db_path, deployment_id: str, threshold: float | None = None) -> dict:
+    """The record of one deployment from the unit's audit database (read-only)."""
+    from .report import entries_from_db  # noqa: PLC0415
+
+    entries, _head = entries_from_db(db_path)
+    return deployment_record(entries, deployment_id, threshold)

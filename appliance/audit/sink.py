@@ -138,3 +138,10 @@ def refusal_payload(verdict) -> dict:
         if value and _check("id", value) is None:
             payload[name] = value
     return payload
+
+
+def adjudication_callbacks(log: AuditLog) -> dict:
+    """AlertPublisher's adjudication callbacks over one audit log: accepted ones audited as
+    ``adjudication``, refused ones as ``adjudication_refused`` (pass as ``**callbacks``)."""
+    return {"on_adjudication": lambda adj: log.append("adjudication", adjudication_payload(adj)),
+            "on_adjudication_rejected": lambda verdict: log.append("adjudication_refused", refusal_payload(verdict))}

@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 from appliance.audit.log import AuditLog
-from appliance.audit.sink import adjudication_payload
+from appliance.audit.sink import adjudication_callbacks
 from appliance.config import Config, MqttConfig, UnitConfig
 from appliance.keystore.file import FileKeyStore
 from appliance.mqtt import AlertPublisher
@@ -78,8 +78,7 @@ class _Rig:
         cfg = Config(unit=UnitConfig(id=UNIT), mqtt=MqttConfig(
             port=self.broker.unit_port, ca_file=str(certs / "ca.crt"), cert_file=str(certs / f"{UNIT}.crt"),
             key_file=str(certs / f"{UNIT}.key"), console_keys=[self.console.public_key], heartbeat_interval_s=1.0))
-        self.unit = AlertPublisher.open(cfg, keys, root / "outbox.db",
-                                        on_adjudication=lambda a: self.log.append("adjudication", adjudication_payload(a)))
+        self.unit = AlertPublisher.open(cfg, keys, root / "outbox.db", **adjudication_callbacks(self.log))
         self.tablet = TabletClient(certs, self.broker.lan_port, [f"lfr/v1/{UNIT}/alert"], identity="tablet-02",
                                    client_id="bench-peer")
         self.tablet.wait_connected()
