@@ -62,3 +62,13 @@ def test_console_key_init_show(tmp_path):
 def test_console_without_config_names_the_fix():
     out = run_cli("console")
     assert out.returncode == 2 and "--config" in out.stderr
+
+
+def test_serve_refuses_a_config_without_units_or_certificates(tmp_path):
+    out = run_cli("console", "--config", _config(tmp_path))
+    assert out.returncode == 3 and "no unit" in out.stderr and "[[units]]" in out.stderr
+    units = '[[units]]\nid = "van-dev-01"\npublic_key = "ed25519:' + "A" * 43 + '="\n'
+    cfg = tmp_path / "c2.toml"
+    cfg.write_text(f'[console]\nstate_dir = "{tmp_path / "s2"}"\ntls_cert = "{tmp_path / "none.crt"}"\n{units}')
+    out = run_cli("console", "--config", str(cfg))
+    assert out.returncode == 3 and "tls_cert" in out.stderr and "make-van-certs.sh" in out.stderr

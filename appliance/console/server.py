@@ -18,7 +18,10 @@ log = logging.getLogger(__name__)
 HOUSEKEEPING_S = 5.0
 
 
-def _check_tls(cfg: ConsoleConfig) -> None:
+def _check_files(cfg: ConsoleConfig) -> None:
+    if not cfg.units:
+        raise ConfigError("the console config lists no unit",
+                          fix="add a [[units]] table with the unit's id and the public key `appliance keys show` prints")
     for name in ("tls_cert", "tls_key"):
         path = Path(getattr(cfg.console, name))
         if not path.is_file():
@@ -63,6 +66,6 @@ def uvicorn_config(console: Console, port: int | None = None) -> uvicorn.Config:
 
 def serve(cfg: ConsoleConfig) -> None:
     """Run the console until SIGINT/SIGTERM."""
-    _check_tls(cfg)
+    _check_files(cfg)
     console = Console.build(cfg)
     uvicorn.Server(uvicorn_config(console)).run()
