@@ -64,7 +64,15 @@ def page(rig):
 
 
 def card(page, alert_id: str):
-    return page.wait_for_selector(f'article.card[data-alerts~="{alert_id}"]', timeout=10_000)
+    """The alert's card once the page shows it (20 s: the machine is shared); on failure, what the page had."""
+    from playwright.sync_api import TimeoutError as PageTimeout  # noqa: PLC0415
+
+    try:
+        return page.wait_for_selector(f'article.card[data-alerts~="{alert_id}"]', timeout=20_000)
+    except PageTimeout:
+        shown = page.evaluate("() => [...document.querySelectorAll('article.card')].map(c => c.dataset.alerts)")
+        state = fetch(page, "/api/state")
+        raise AssertionError(f"card for {alert_id} not shown; page has {shown}; state {state['text'][:3000]}") from None
 
 
 def test_alert_shows_both_images_and_confirm_reaches_the_audit_log(rig, page):
