@@ -10,6 +10,7 @@ outgoing table (QoS 1) and marked sent on the broker's PUBACK, re-sent after a r
 """
 from __future__ import annotations
 
+import datetime as dt
 import json
 import logging
 import sqlite3
@@ -32,7 +33,10 @@ from .store import ConsoleStore
 log = logging.getLogger(__name__)
 KINDS = ("alert", "status", "heartbeat", "record")
 ENVELOPE = ("schema", "unit", "key_id", "sig")
-HEALTH = ("fps", "deployment_id", "deployment_not_after", "watchlist_size", "outbox_pending", "uptime_s")
+# what a heartbeat may carry from the unit's status (docs/mqtt.md); optional ones vanish when not sent
+HEALTH = ("frames_per_s", "deployment_id", "watchlist_entries", "outbox_pending", "uptime_s")
+OPTIONAL_HEALTH = ("frames_per_s", "deployment_id", "watchlist_entries", "deployment_ends", "pipeline",
+                   "pipeline_reason")
 Notify = Callable[[dict], None]
 
 
@@ -183,9 +187,13 @@ class VanLink:
     def _take_heartbeat(self, unit: str, beat: dict) -> None:
         with self._lock:
             view = self.units[unit]
-            for name in ("deployment_id", "deployment_not_after", "fps", "watchlist_size"):
+            for name in OPTIONAL_HEALTH:
                 view.pop(name, None)  # a field the unit no longer sends (deployment over) is gone
             view.update({k: beat[k] for k in HEALTH if k in beat}, heartbeat_at=time.time())
+            if "seconds_left" in beat:  # as an end time, so the page can count down between beats
+                view["deployment_ends"] = _epoch(beat["time"]) + beat["seconds_left"]
+            if "state" in beat:
+                view.update(pipeline=beat["state"], pipeline_reason=beat.get("reason", ""))
         self.notify({"kind": "units", "units": self.unit_views()})
 
     def _take_record(self, unit: str, record: dict) -> None:
@@ -207,3 +215,8 @@ class VanLink:
             self.flagged.appendleft(entry)
         log.warning("unverified %s on %s: %s", kind, unit, why)
         self.notify({"kind": "flagged", "flag": entry})
+
+
+def _epoch(rfc3339: str) -> float:
+    """Seconds since the epoch of a payload time (UTC, Z suffix; the schema guarantees the form)."""
+    return dt.datetime.fromisoformat(rfc3339.replace("Z", "+00:00")).timestamp()

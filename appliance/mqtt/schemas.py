@@ -27,7 +27,8 @@ def _text(max_len: int, min_len: int = 1) -> dict:
 
 def _envelope(kind: str, title: str, props: dict, optional: dict | None = None,
               signer: str = "the unit's") -> dict:
-    """A signed, versioned payload: schema tag, unit, time, key id, signature; ``optional`` may be absent."""
+    """A signed, versioned payload: schema tag, unit, time, key id, signature; ``optional``
+    properties may be absent."""
     common = {
         "schema": {"const": f"lfr/v1/{kind}", "description": "payload type and version"},
         "unit": {"type": "string", "pattern": UNIT, "description": "unit id (same as in the topic)"},
@@ -39,11 +40,11 @@ def _envelope(kind: str, title: str, props: dict, optional: dict | None = None,
                 "description": "base64 Ed25519 signature over the RFC 8785 canonical JSON of "
                                "this object without 'sig' (see docs/mqtt.md)"},
     }
-    properties = {**common, **props}
+    required = {**common, **props}
     return {"$schema": "https://json-schema.org/draft/2020-12/schema",
             "$id": f"{SCHEMA_BASE}{kind}.json", "title": title, "type": "object",
-            "additionalProperties": False, "required": sorted(properties),
-            "properties": {**properties, **(optional or {})}}
+            "additionalProperties": False, "required": sorted(required),
+            "properties": {**required, **(optional or {})}}
 
 
 ALERT = _envelope("alert", "Alert: a watchlist match decided on one track", {
@@ -72,15 +73,18 @@ STATUS = _envelope("status", "Status: retained; the broker publishes the last wi
     "reason": _text(200, 0),
 })
 
-HEARTBEAT = _envelope("heartbeat", "Heartbeat: liveness, outbox depth and what the unit is doing", {
+HEARTBEAT = _envelope("heartbeat", "Heartbeat: liveness, outbox depth and the unit's status", {
     "seq": {"type": "integer", "minimum": 0},
     "uptime_s": {"type": "number", "minimum": 0},
     "outbox_pending": {"type": "integer", "minimum": 0},
 }, optional={
-    "fps": {"type": "number", "minimum": 0, "maximum": 1000, "description": "frames analysed per second"},
-    "deployment_id": {**_text(64), "description": "the active deployment, absent outside one"},
-    "deployment_not_after": {"type": "string", "pattern": TIME, "description": "when it must end (G2)"},
-    "watchlist_size": {"type": "integer", "minimum": 0, "description": "entries of the loaded watchlist"},
+    "state": {"enum": ["starting", "running", "stopping", "stopped", "faulted"],
+              "description": "the pipeline's state (Unit.status())"},
+    "reason": _text(200, 0),
+    "frames_per_s": {"type": "number", "minimum": 0, "description": "frames finished per second, last 5 s"},
+    "deployment_id": _text(64),
+    "seconds_left": {"type": "number", "minimum": 0, "description": "until the deployment's not-after"},
+    "watchlist_entries": {"type": "integer", "minimum": 0},
 })
 
 ADJUDICATION = _envelope("adjudication", "Adjudication: officers' decision on one alert, signed by the "

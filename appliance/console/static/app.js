@@ -75,10 +75,11 @@ function renderUnits() {
     const state = u.stale && u.state === "online" ? "stale" : u.state;
     const label = state === "offline" ? "unit offline" : state === "stale" ? "no heartbeat" : state;
     const figures = [];
-    if (u.fps !== undefined) figures.push(u.fps.toFixed(1) + " fps");
+    if (u.pipeline && u.pipeline !== "running") figures.push("pipeline " + u.pipeline + (u.pipeline_reason ? ": " + u.pipeline_reason : ""));
+    if (u.frames_per_s !== undefined) figures.push(u.frames_per_s.toFixed(1) + " frames/s");
     if (u.deployment_id) figures.push("deployment " + u.deployment_id);
-    if (u.deployment_not_after) figures.push(el("span", { class: "time-left", "data-until": u.deployment_not_after }));
-    if (u.watchlist_size !== undefined) figures.push("watchlist " + u.watchlist_size);
+    if (u.deployment_ends) figures.push(el("span", { class: "time-left", "data-until": u.deployment_ends }));
+    if (u.watchlist_entries !== undefined) figures.push("watchlist " + u.watchlist_entries);
     if (u.outbox_pending !== undefined) figures.push("outbox " + u.outbox_pending);
     const parts = figures.flatMap((f, i) => (i ? [" · ", f] : [f]));
     return el("div", { class: "unit", "data-unit": u.unit },
@@ -227,7 +228,7 @@ function renderRecords() {
 function tick() {
   for (const node of document.querySelectorAll("[data-since]")) node.textContent = ago(now() - Number(node.dataset.since));
   for (const node of document.querySelectorAll("[data-until]")) {
-    const left = Date.parse(node.dataset.until) / 1000 - now();
+    const left = Number(node.dataset.until) - now();
     node.textContent = left > 0 ? Math.floor(left / 3600) + " h " + Math.floor((left % 3600) / 60) + " min left" : "window over";
   }
 }
