@@ -10,14 +10,14 @@ from __future__ import annotations
 import datetime as dt
 from typing import Iterable
 
+from ..clock import utc_text
 from .report import build_report, deployment_entries
 
 def utc_z(value: str | None) -> str | None:
     """An ISO 8601 time with a zone as UTC with a Z suffix and at most microseconds; None stays None."""
     if not value:
         return None
-    parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(dt.timezone.utc)
-    return parsed.isoformat(timespec="microseconds").replace("+00:00", "Z")
+    return utc_text(dt.datetime.fromisoformat(value.replace("Z", "+00:00")))
 
 
 def _first(entries: list[dict], kind: str) -> dict | None:

@@ -15,8 +15,9 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from ..errors import KeyStoreError
+from ..clock import utc_text
 from ..keyid import key_id, public_string
-from ..mqtt.payload import Signer, utc_now
+from ..mqtt.payload import Signer
 
 KEY_FILE = "console-ed25519.pem"
 
@@ -77,7 +78,7 @@ def sign_adjudication(key: Ed25519PrivateKey, unit: str, alert_id: str, decision
                       officer_ids: list[str], note: str = "", adjudication_id: str | None = None) -> dict:
     """One signed adjudication message for ``unit`` (schema docs/schemas/adjudication.json)."""
     body = {"adjudication_id": adjudication_id or str(uuid.uuid4()), "alert_id": alert_id,
-            "decision": decision, "officer_ids": list(officer_ids), "time": utc_now()}
+            "decision": decision, "officer_ids": list(officer_ids), "time": utc_text(digits=3)}
     if note:
         body["note"] = note
     return Signer(unit, key).sign("adjudication", body)

@@ -25,7 +25,7 @@ import paho.mqtt.client as mqtt
 from ..errors import ApplianceError, InputError
 from ..keyid import parse_public
 from ..mqtt.payload import verify
-from ..mqtt.publisher import no_delay, session_properties
+from ..mqtt.transport import no_delay, session_properties
 from ..mqtt.topics import adjudication_topic, topic
 from .config import ConsoleConfig
 from .store import ConsoleStore

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import logging
 import queue
-import socket
 import ssl
 import threading
 import time
@@ -22,8 +21,6 @@ from pathlib import Path
 from typing import Callable
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.packettypes import PacketTypes
-from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from ..config import Config, MqttConfig, resolve
@@ -33,6 +30,7 @@ from .adjudication import AdjudicationIntake, RateLimit, Verdict
 from .outbox import Outbox, OutboxRow, add_statements
 from .payload import Signer, alert_body, encode
 from .topics import adjudication_sender, topic
+from .transport import no_delay, session_properties  # noqa: F401  (no_delay: re-exported for the tools)
 
 log = logging.getLogger(__name__)
 
@@ -60,22 +58,10 @@ def _tls_files(cfg: MqttConfig) -> tuple[str, str, str]:
     return files  # type: ignore[return-value]
 
 
-def no_delay(client, userdata, sock) -> None:
-    """Disable Nagle on the client socket: a 60 kB alert otherwise waits ~40 ms for a delayed ACK."""
-    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-
-
 def console_keys(cfg: MqttConfig) -> dict:
     """The pinned console public keys of ``[mqtt] console_keys`` by key id."""
     keys = [parse_public(text, "console key") for text in cfg.console_keys]
     return {key_id(k): k for k in keys}
-
-
-def session_properties(expiry_s: int) -> Properties:
-    """CONNECT properties of a persistent session: the broker keeps it ``expiry_s`` after a disconnect."""
-    props = Properties(PacketTypes.CONNECT)
-    props.SessionExpiryInterval = expiry_s
-    return props
 
 
 # QoS 1; retained adjudications are never sent on subscribe, and a live one published with the
