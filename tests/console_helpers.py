@@ -13,7 +13,7 @@ from appliance.audit.log import AuditLog
 from appliance.audit.report import entries_from_db
 from appliance.audit.sink import adjudication_callbacks
 from appliance.mqtt import AlertPublisher
-from lfr_tools.consolerig import CHROMIUM, VIEWPORT, ConsoleThread, console_config, launch_chromium  # noqa: F401
+from lfr_tools.consolerig import CHROMIUM, VIEWPORT, ConsoleThread, console_config, launch_chromium  # noqa: F401 (VIEWPORT: for the tests)
 
 try:
     from tests import mqtt_helpers as mh

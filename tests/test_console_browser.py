@@ -10,8 +10,6 @@ import io
 import json
 import sqlite3
 import time
-import uuid
-from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -20,7 +18,7 @@ from appliance.keyid import key_id
 from appliance.mqtt import verify
 from appliance.mqtt.adjudication import message_from_entry
 from appliance.mqtt.payload import Signer, alert_body, encode
-from console_helpers import PINS, UNIT, VIEWPORT, RunningConsole, Unit, launch_browser, screenshot, sign_in, wait_for
+from console_helpers import UNIT, VIEWPORT, RunningConsole, Unit, launch_browser, screenshot, sign_in, wait_for
 from console_helpers import faces_for_screens
 from mqtt_helpers import make_alert, new_keystore, require_mosquitto, run_unit_then_crash, tls_client, unit_config
 from mqtt_helpers import VanBroker, van_certs  # noqa: F401 (fixture)

@@ -8,6 +8,7 @@ it. Images are sealed by the Vault and forgotten at deployment end and after ret
 """
 from __future__ import annotations
 
+import base64
 import json
 import sqlite3
 import threading
@@ -129,8 +130,6 @@ class ConsoleStore:
 
     def images(self, alert_id: str) -> tuple[bytes, bytes] | None:
         """The face crop and reference thumbnail of one alert (JPEG bytes), None once forgotten."""
-        import base64  # noqa: PLC0415
-
         rows = self._rows("SELECT unit, deployment_id, images FROM alerts WHERE alert_id = ?", (alert_id,))
         if not rows or rows[0][2] is None:
             return None
