@@ -26,8 +26,12 @@ broker:
 	  { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && apt-get update -qq && apt-get install -y -qq mosquitto >/dev/null; } || \
 	  echo "note: mosquitto not installed (sudo apt-get install mosquitto); the demo will print alerts only"
 
+# The demo also runs the officers' console (URL and a demo sign-in printed); keep it up to look
+# at it with e.g. `make demo DEMO_HOLD=600` (seconds, after the clip).
+DEMO_HOLD ?= 0
+
 demo: models broker
-	$(APPLIANCE) demo
+	$(APPLIANCE) demo --console --hold $(DEMO_HOLD)
 
 test: models
 	$(BIN)/python -m pytest -q

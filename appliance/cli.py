@@ -28,6 +28,7 @@ COMMAND_MODULES = [
     "appliance.commands.audit",
     "appliance.commands.selftest",
     "appliance.commands.provision",
+    "appliance.commands.console",
 ]
 PLUGIN_GROUP = "appliance.commands"
 

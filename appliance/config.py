@@ -143,11 +143,32 @@ class MqttConfig(Section):
     refused_retry_s: float = Field(30.0, ge=0.1, le=3600.0, description="retry delay after a broker refusal")
     heartbeat_interval_s: float = Field(30.0, ge=0.2, le=3600.0)
     adjudication_max_bytes: int = Field(4096, ge=256, le=65536)
+    console_keys: list[str] = Field(default_factory=list, max_length=8,
+                                    description="public keys of the officers' consoles whose signed "
+                                                "adjudications this unit accepts, ed25519:<base64> "
+                                                "(`appliance console keys show`)")
+    session_expiry_s: int = Field(2 * 86400, ge=60, le=30 * 86400,
+                                  description="the broker keeps adjudications for an offline unit this long")
+    adjudication_rate_per_s: float = Field(5.0, ge=0.1, le=1000.0,
+                                           description="adjudications a second per sender, on average")
+    adjudication_burst: int = Field(50, ge=1, le=10000, description="... and in one burst")
 
     @model_validator(mode="after")
     def _backoff_order(self) -> "MqttConfig":
         if self.reconnect_min_s > self.reconnect_max_s:
             raise ValueError("reconnect_min_s must not exceed reconnect_max_s")
+        return self
+
+    @model_validator(mode="after")
+    def _console_keys(self) -> "MqttConfig":
+        from .errors import KeyStoreError  # noqa: PLC0415
+        from .keyid import parse_public  # noqa: PLC0415
+
+        for text in self.console_keys:
+            try:
+                parse_public(text, "console key")
+            except KeyStoreError as exc:
+                raise ValueError(f"{exc.message}; copy the line `appliance console keys show` prints") from None
         return self
 
 

@@ -1,28 +1,32 @@
 #!/usr/bin/env bash
 # Create the van CA and the broker, unit, tablet and console certificates (openssl, EC P-256).
 #
-#   deploy/make-van-certs.sh OUT_DIR [--units "van-dev-01 van-dev-02"] [--tablets "tablet-01"]
+#   deploy/make-van-certs.sh OUT_DIR [--units "van-dev-01 van-dev-02"] [--tablets "tablet-01 tablet-02"]
 #                            [--consoles "console-01"] [--broker-san "DNS:van-broker,DNS:localhost,IP:127.0.0.1"]
-#                            [--days 400] [--add]
+#                            [--console-san "DNS:van-console,DNS:localhost,IP:127.0.0.1"] [--days 400] [--add]
 #
-# Each client certificate's CN is its MQTT identity (use_identity_as_username), and must be
-# listed in the broker ACL (deploy/mosquitto/acl). Private keys are written 0600. The CA key
-# (ca.key) signs nothing else: keep it off the van after provisioning. Refuses to overwrite
-# an existing CA; with --add it uses the existing CA in OUT_DIR and issues only the
-# certificates not there yet (a new tablet, a re-provisioned unit).
+# Each client certificate's CN is its MQTT identity and client id (use_identity_as_username,
+# use_username_as_clientid), and must be listed in the broker ACL (deploy/mosquitto/acl).
+# Each console also gets <console>-https.crt/.key, the HTTPS server certificate the tablets
+# see (SANs from --console-san: the console's address on the van LAN). Private keys are
+# written 0600. The CA key (ca.key) signs nothing else: keep it off the van after
+# provisioning. Refuses to overwrite an existing CA; with --add it uses the existing CA in
+# OUT_DIR and issues only the certificates not there yet (a new tablet, a re-provisioned unit).
 set -euo pipefail
 
-usage() { sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
+usage() { sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
 [ $# -ge 1 ] || usage
 OUT=$1; shift
-UNITS="van-dev-01 van-dev-02"; TABLETS="tablet-01"; CONSOLES="console-01"
-SAN="DNS:van-broker,DNS:localhost,IP:127.0.0.1"; DAYS=400; ADD=0
+UNITS="van-dev-01 van-dev-02"; TABLETS="tablet-01 tablet-02"; CONSOLES="console-01"
+SAN="DNS:van-broker,DNS:localhost,IP:127.0.0.1"; CONSOLE_SAN="DNS:van-console,DNS:localhost,IP:127.0.0.1"
+DAYS=400; ADD=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --units) UNITS=$2; shift 2 ;;
     --tablets) TABLETS=$2; shift 2 ;;
     --consoles) CONSOLES=$2; shift 2 ;;
     --broker-san) SAN=$2; shift 2 ;;
+    --console-san) CONSOLE_SAN=$2; shift 2 ;;
     --days) DAYS=$2; shift 2 ;;
     --add) ADD=1; shift ;;
     *) echo "unknown option: $1" >&2; usage ;;
@@ -70,6 +74,9 @@ fi
 issue broker van-broker serverAuth "$SAN"
 for name in $UNITS $TABLETS $CONSOLES; do
   issue "$name" "$name" clientAuth ""
+done
+for name in $CONSOLES; do
+  issue "$name-https" "$name" serverAuth "$CONSOLE_SAN"
 done
 rm -f "$OUT/ca.srl"
 echo "van CA and certificates in $OUT: broker $(printf '%s ' $UNITS $TABLETS $CONSOLES)"

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import json
 import subprocess
-import time
-import uuid
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
+from appliance.console.keys import sign_adjudication
+from appliance.keyid import public_string
 from appliance.keystore.file import SIGNING_FILE
 from appliance.mqtt import verify
 from lfr_tools.scenes import Actor, background, write_clip
@@ -23,6 +24,7 @@ from deployment_helpers import start_deployment, trusting
 from scene_helpers import lfw_people, sprite_from
 
 UNIT = "van-dev-01"
+CONSOLE = Ed25519PrivateKey.generate()  # the officers' console key, pinned in the unit's [mqtt] console_keys
 
 
 def _clip_and_config(engine, lfw, tmp_path, van_broker, van_certs):
@@ -37,7 +39,7 @@ def _clip_and_config(engine, lfw, tmp_path, van_broker, van_certs):
         f'[capture]\nsource = "{tmp_path / "clip"}"\nfps = 10.0\n'
         f'[mqtt]\nenabled = true\nport = {van_broker.unit_port}\nca_file = "{van_certs / "ca.crt"}"\n'
         f'cert_file = "{van_certs / (UNIT + ".crt")}"\nkey_file = "{van_certs / (UNIT + ".key")}"\n'
-        f'heartbeat_interval_s = 1.0\n')
+        f'heartbeat_interval_s = 1.0\nconsole_keys = ["{public_string(CONSOLE.public_key())}"]\n')
     cfg.write_text(trusting(cfg.read_text(), tmp_path / "back-office"))
     start_deployment(cfg, {"WANTED-7": sorted(wanted.glob("*.jpg"))[0]}, engine)
     return cfg, data
@@ -54,13 +56,12 @@ def test_alert_over_tls_and_adjudication_back_into_the_audit_log(engine, lfw, tm
         unit_key = load_pem_private_key((data / "keys" / SIGNING_FILE).read_bytes(), None).public_key()
         alert = verify("alert", tablet.messages[0][1], unit_key)
         assert alert["subject_ref"] == "WANTED-7"
-        decision = {"schema": "lfr/v1/adjudication", "adjudication_id": str(uuid.uuid4()),
-                    "alert_id": alert["alert_id"], "unit": UNIT, "decision": "confirm",
-                    "officer_ids": ["PC-4411", "PS-0192"], "time": time.strftime("%Y-%m-%dT%H:%M:%SZ")}
-        officer = tls_client(van_certs, "tablet-01", "tablet-e2e-pub")
+        decision = sign_adjudication(CONSOLE, UNIT, alert["alert_id"], "confirm", ["PC-4411", "PS-0192"])
+        officer = tls_client(van_certs, "console-01", "console-e2e-pub")
         officer.connect("127.0.0.1", van_broker.lan_port)
         officer.loop_start()
-        officer.publish(f"lfr/v1/{UNIT}/adjudication", json.dumps(decision).encode(), qos=1).wait_for_publish(5)
+        officer.publish(f"lfr/v1/{UNIT}/adjudication/console-01", json.dumps(decision).encode(),
+                        qos=1).wait_for_publish(5)
         officer.loop_stop()
         out, err = unit.communicate(timeout=120)
     finally:

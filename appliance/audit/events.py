@@ -37,6 +37,8 @@ FAULT_KINDS = ("camera_lost", "backend_fallback", "broker_down", "disk_low", "au
                "watchdog", "stage_failed", "other")
 DECISIONS = ("confirmed", "rejected", "unable")
 RETENTION_REASONS = ("delivered", "retention", "deployment_end", "shutdown")
+ADJUDICATION_REFUSALS = ("rate_limited", "retained", "oversized", "malformed_json", "bad_fields", "wrong_unit",
+                         "unknown_key", "bad_signature", "unknown_alert", "duplicate", "sink_error")
 
 
 class EventError(ValueError):
@@ -102,11 +104,16 @@ class EventSchema:
     version: int
     fields: dict
     doc: str
+    older: tuple[int, ...] = ()  # earlier versions whose payloads this one still validates
+
+    def knows(self, version: object) -> bool:
+        """True for this version and the earlier ones it reads (they lacked only optional fields)."""
+        return version == self.version or version in self.older
 
 
-def _s(version: int, doc: str, /, **fields: object) -> EventSchema:
+def _s(version: int, doc: str, /, older: tuple[int, ...] = (), **fields: object) -> EventSchema:
     """Schema from keyword fields: ``name=kind`` is required, ``name=_opt(kind)`` optional."""
-    return EventSchema(version, fields, doc)
+    return EventSchema(version, fields, doc, older)
 
 
 def _opt(kind: object) -> dict:
@@ -149,9 +156,14 @@ SCHEMAS: dict[str, EventSchema] = {
                                image_hashes="hashes", deployment_id=_opt("id")),
     "alert_expired": _s(1, "an alert was not delivered to the broker within the outbox's maximum age",
                         alert_id="id", age_s="number"),
-    "adjudication": _s(1, "an officer's decision on an alert (G5)",
-                       alert_id="id", decision=DECISIONS, officer_ids="officers", time="time",
-                       deployment_id=_opt("id")),
+    "adjudication": _s(2, "officers' decision on an alert (G5), signed by a pinned console key",
+                       older=(1,), alert_id="id", decision=DECISIONS, officer_ids="officers", time="time",
+                       deployment_id=_opt("id"), adjudication_id=_opt("id"), sender=_opt("id"),
+                       console_key=_opt("id"), console_sig=_opt("text"), note=_opt("text")),
+    "adjudication_refused": _s(1, "an adjudication the unit refused (unknown key, bad signature, ...)",
+                               reason=ADJUDICATION_REFUSALS, detail="text", sender=_opt("id"),
+                               adjudication_id=_opt("id"), alert_id=_opt("id"), console_key=_opt("id"),
+                               deployment_id=_opt("id")),
     "commissioned": _s(1, "the unit was commissioned: the SHA-256 of its signed commissioning record",
                         record_hash="hash", software_version="text", model_hashes="hashes",
                         key_fingerprint="text", selftest="counts"),
@@ -220,7 +232,7 @@ def decode_entry(data: bytes | str) -> dict:
     if entry["v"] != ENVELOPE_VERSION:
         raise EventError(f"envelope version {entry['v']!r} unsupported")
     schema = validate_payload(entry["type"], entry["payload"])
-    if entry["schema"] != schema.version:
+    if not schema.knows(entry["schema"]):
         raise EventError(f"{entry['type']}: schema v{entry['schema']} unsupported "
                          f"(this verifier knows v{schema.version})")
     return entry

@@ -47,8 +47,9 @@ def entries_from_export(path: Path, unit_key=None) -> tuple[list[dict], dict | N
                      "root": verdict.facts["root"], "time": verdict.facts["final_time"]}
 
 
-def _in_deployment(entries: list[dict], deployment: str) -> Iterator[dict]:
-    """Entries from the deployment's start to its end, plus any naming it elsewhere."""
+def deployment_entries(entries: list[dict], deployment: str) -> Iterator[dict]:
+    """Entries from the deployment's start to its end, plus any naming it elsewhere (e.g. a late
+    adjudication, which carries the deployment id of its alert)."""
     inside = False
     for entry in entries:
         payload = entry["payload"]
@@ -68,7 +69,7 @@ def _rate(part: int, whole: int, scale: float = 1.0) -> float | None:
 def build_report(entries: Iterable[dict], deployment: str | None = None) -> dict:
     """Count faces, alerts and adjudications; compute the verified-alert rate (G8)."""
     entries = list(entries)
-    chosen = list(_in_deployment(entries, deployment)) if deployment else entries
+    chosen = list(deployment_entries(entries, deployment)) if deployment else entries
     counts, rejects = Counter(), Counter()
     alerts, decisions, deployments = {}, {}, []
     for entry in chosen:

@@ -97,3 +97,45 @@ class AuditSink:
         else:
             self.log.append(kind, payload)
         self.log.tick()
+
+
+DECISION_WORDS = {"confirm": "confirmed", "reject": "rejected", "unable": "unable"}
+
+
+def adjudication_payload(adj: dict) -> dict:
+    """The ``adjudication`` entry of an accepted adjudication (AdjudicationIntake's ``on_accepted``).
+
+    Carries every signed member (so an auditor holding the console's public key can check the
+    console signature again: appliance.mqtt.adjudication.message_from_entry), the certificate CN
+    that sent it and the deployment of the alert as the unit recorded it.
+    """
+    payload = {"alert_id": adj["alert_id"], "decision": DECISION_WORDS[adj["decision"]],
+               "officer_ids": list(adj["officer_ids"]), "time": adj["time"],
+               "adjudication_id": adj["adjudication_id"], "console_key": adj["key_id"],
+               "console_sig": adj["sig"]}
+    optional = {"deployment_id": adj.get("deployment_id"), "sender": adj.get("sender"), "note": adj.get("note")}
+    payload.update({k: v for k, v in optional.items() if v})
+    return payload
+
+
+def refusal_payload(verdict) -> dict:
+    """The ``adjudication_refused`` entry of a refused adjudication (AdjudicationIntake's ``on_rejected``).
+
+    Only values already checked against their grammar are kept (the sender CN from the topic,
+    ids of a message that passed its schema); the detail is the intake's own text.
+    """
+    from .events import _check  # noqa: PLC0415  (the audit log's own identifier grammar)
+
+    payload = {"reason": verdict.reason, "detail": verdict.detail[:200]}
+    for name in ("sender", "adjudication_id", "alert_id", "console_key", "deployment_id"):
+        value = getattr(verdict, name)
+        if value and _check("id", value) is None:
+            payload[name] = value
+    return payload
+
+
+def adjudication_callbacks(log: AuditLog) -> dict:
+    """AlertPublisher's adjudication callbacks over one audit log: accepted ones audited as
+    ``adjudication``, refused ones as ``adjudication_refused`` (pass as ``**callbacks``)."""
+    return {"on_adjudication": lambda adj: log.append("adjudication", adjudication_payload(adj)),
+            "on_adjudication_rejected": lambda verdict: log.append("adjudication_refused", refusal_payload(verdict))}

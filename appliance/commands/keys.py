@@ -6,8 +6,8 @@ import base64
 
 from .. import authority
 from ..config import Config, load_config
+from ..keyid import fingerprint
 from ..keystore import unit_keystore
-from ..keystore.file import fingerprint
 from ..watchlist.crypto import recipient_fingerprint
 
 

@@ -1,7 +1,6 @@
 """File key store: keys as 0600 files in a 0700 folder (development and first units)."""
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 import stat
@@ -12,18 +11,13 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from ..errors import KeyStoreError
+from ..keyid import fingerprint  # noqa: F401  (re-exported: the key store shows keys by it)
 
 KEY = "file"
 SIGNING_FILE = "unit-ed25519.pem"
 AGE_FILE = "unit-age.key"
 DEPLOYMENT_DIR = "deployments"
 _DEPLOYMENT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,80}$")
-
-
-def fingerprint(public_raw: bytes) -> str:
-    """Short SHA-256 fingerprint of raw public key bytes, as shown to the back office."""
-    digest = hashlib.sha256(public_raw).hexdigest()
-    return ":".join(digest[i:i + 4] for i in range(0, 32, 4))
 
 
 def _write_secret(path: Path, data: bytes) -> None:

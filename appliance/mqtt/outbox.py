@@ -26,6 +26,7 @@ import binascii
 import hashlib
 import json
 import sqlite3
+import time
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,7 +52,15 @@ CREATE TABLE IF NOT EXISTS mqtt_alert_log (
     state    TEXT NOT NULL CHECK (state IN ('pending', 'delivered', 'expired')),
     settled  REAL
 );
+CREATE TABLE IF NOT EXISTS mqtt_adjudication_log (
+    adjudication_id TEXT PRIMARY KEY,
+    alert_id        TEXT NOT NULL,
+    sender          TEXT NOT NULL,
+    recorded        REAL NOT NULL
+);
 """
+# added after the first release: the deployment an alert belongs to, so its adjudication is counted there
+MIGRATIONS = [("mqtt_alert_log", "deployment_id", "ALTER TABLE mqtt_alert_log ADD COLUMN deployment_id TEXT")]
 
 ExpiredCallback = Callable[["OutboxRow"], None]
 IMAGE_FIELDS = {"face": "face_jpeg", "reference": "reference_jpeg"}
@@ -86,15 +95,17 @@ def held_images(alert_id: str, payload: bytes, created: float, delivered: bool) 
     return HeldImages(alert_id, deployment, created, delivered, hashes)
 
 
-def add_statements(alert_id: str, topic: str, payload: bytes, created: float) -> list[tuple[str, tuple]]:
+def add_statements(alert_id: str, topic: str, payload: bytes, created: float,
+                   deployment_id: str = "") -> list[tuple[str, tuple]]:
     """The SQL that queues one signed alert (nothing if its id was already issued).
 
     The unit runs these inside the alert's audit transaction (``AuditLog.append(..., also=)``),
-    so the audit entry and the outbox row are committed together or not at all.
+    so the audit entry and the outbox row are committed together or not at all. The alert log
+    keeps the deployment id, so an adjudication is audited under the alert's deployment.
     """
     return [
-        ("INSERT OR IGNORE INTO mqtt_alert_log (alert_id, created, state) VALUES (?, ?, 'pending')",
-         (alert_id, created)),
+        ("INSERT OR IGNORE INTO mqtt_alert_log (alert_id, created, state, deployment_id) "
+         "VALUES (?, ?, 'pending', ?)", (alert_id, created, deployment_id)),
         ("INSERT INTO mqtt_outbox (alert_id, topic, payload, created) SELECT ?, ?, ?, ? "
          "WHERE changes() = 1", (alert_id, topic, payload, created)),
     ]
@@ -125,9 +136,15 @@ class Outbox:
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.execute("PRAGMA secure_delete=ON")  # a deleted alert's images are zeroed, not left in free pages
             self._db.executescript(SCHEMA_SQL)
+            self._migrate()
         except sqlite3.Error as exc:
             raise PublishError(f"cannot open the alert outbox {self.db_path}: {exc}",
                                fix="check that the data_dir is writable and the disk is not full") from None
+
+    def _migrate(self) -> None:
+        for table, column, sql in MIGRATIONS:
+            if column not in {row[1] for row in self._db.execute(f"PRAGMA table_info({table})")}:
+                self._db.execute(sql)
 
     def _write(self, sql_params: list[tuple[str, tuple]]) -> int:
         """Run statements in one IMMEDIATE transaction; return the first statement's rowcount."""
@@ -151,9 +168,9 @@ class Outbox:
         with self._lock:
             return self._db.execute(sql, params).fetchall()
 
-    def add(self, alert_id: str, topic: str, payload: bytes, created: float) -> bool:
+    def add(self, alert_id: str, topic: str, payload: bytes, created: float, deployment_id: str = "") -> bool:
         """Commit one signed alert; return False (and change nothing) if the id was already issued."""
-        return self._write(add_statements(alert_id, topic, payload, created)) == 1
+        return self._write(add_statements(alert_id, topic, payload, created, deployment_id)) == 1
 
     def due(self, now: float, limit: int, exclude: set[str]) -> list[OutboxRow]:
         """Pending rows whose retry time has come, skipping ids in ``exclude`` (in flight).
@@ -273,6 +290,21 @@ class Outbox:
         """'pending', 'delivered' or 'expired' for an alert id this unit issued; None otherwise."""
         rows = self._read("SELECT state FROM mqtt_alert_log WHERE alert_id = ?", (alert_id,))
         return rows[0][0] if rows else None
+
+    def alert_deployment(self, alert_id: str) -> str | None:
+        """The deployment id of an alert this unit issued ('' when none was recorded); None if unknown."""
+        rows = self._read("SELECT deployment_id FROM mqtt_alert_log WHERE alert_id = ?", (alert_id,))
+        return (rows[0][0] or "") if rows else None
+
+    def adjudication_recorded(self, adjudication_id: str) -> bool:
+        """True when this adjudication id was already recorded (de-duplication)."""
+        return bool(self._read("SELECT 1 FROM mqtt_adjudication_log WHERE adjudication_id = ?",
+                               (adjudication_id,)))
+
+    def record_adjudication(self, adjudication_id: str, alert_id: str, sender: str) -> None:
+        """Remember an adjudication id once its audit entry is committed (ids only, no note)."""
+        self._write([("INSERT OR IGNORE INTO mqtt_adjudication_log (adjudication_id, alert_id, sender, recorded) "
+                      "VALUES (?, ?, ?, ?)", (adjudication_id, alert_id, sender, time.time()))])
 
     def counts(self) -> dict[str, int]:
         """Alert ids by state, for status output and tests."""

@@ -18,13 +18,12 @@ from typing import Any
 
 import rfc8785
 from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from jsonschema import Draft202012Validator
 
 from ..clock import utc_text
 from ..errors import InputError
-from ..keystore.file import fingerprint
+from ..keyid import key_id
 from .schemas import SCHEMAS
 
 ALERT_FIELDS = ("camera", "deployment_id", "subject_ref", "category", "score", "threshold",
@@ -34,11 +33,6 @@ ALERT_FIELDS = ("camera", "deployment_id", "subject_ref", "category", "score", "
 def new_alert_id() -> str:
     """A fresh alert id (UUID4); the caller puts it in the audit entry before submitting."""
     return str(uuid.uuid4())
-
-
-def key_id(public_key: Ed25519PublicKey) -> str:
-    """Fingerprint of an Ed25519 public key, as the key store shows it (SHA-256, 16 bytes, hex in 4s)."""
-    return fingerprint(public_key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw))
 
 
 def canonical_bytes(payload: dict) -> bytes:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import logging
 import queue
-import socket
 import ssl
 import threading
 import time
@@ -22,13 +21,16 @@ from pathlib import Path
 from typing import Callable
 
 import paho.mqtt.client as mqtt
+from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from ..config import Config, MqttConfig, resolve
 from ..errors import ApplianceError, PublishError
-from .adjudication import AdjudicationIntake, Verdict
+from ..keyid import key_id, parse_public
+from .adjudication import AdjudicationIntake, RateLimit, Verdict
 from .outbox import Outbox, OutboxRow, add_statements
 from .payload import Signer, alert_body, encode
-from .topics import topic
+from .topics import adjudication_sender, topic
+from .transport import no_delay, session_properties  # noqa: F401  (no_delay: re-exported for the tools)
 
 log = logging.getLogger(__name__)
 
@@ -56,9 +58,16 @@ def _tls_files(cfg: MqttConfig) -> tuple[str, str, str]:
     return files  # type: ignore[return-value]
 
 
-def no_delay(client, userdata, sock) -> None:
-    """Disable Nagle on the client socket: a 60 kB alert otherwise waits ~40 ms for a delayed ACK."""
-    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+def console_keys(cfg: MqttConfig) -> dict:
+    """The pinned console public keys of ``[mqtt] console_keys`` by key id."""
+    keys = [parse_public(text, "console key") for text in cfg.console_keys]
+    return {key_id(k): k for k in keys}
+
+
+# QoS 1; retained adjudications are never sent on subscribe, and a live one published with the
+# retain flag keeps it (retain as published) so the intake can refuse it
+ADJUDICATION_OPTIONS = SubscribeOptions(qos=1, retainAsPublished=True,
+                                        retainHandling=SubscribeOptions.RETAIN_DO_NOT_SEND)
 
 
 def make_client(cfg: MqttConfig, client_id: str) -> mqtt.Client:
@@ -91,9 +100,10 @@ class AlertPublisher:
         self._on_pump_fault = on_pump_fault or (lambda exc, fatal: None)
         self._heartbeat_fields = heartbeat_fields or dict
         self._crashes: list[float] = []
-        self.intake = AdjudicationIntake(unit, lambda aid: outbox.state(aid) is not None,
-                                         on_adjudication or (lambda adj: None),
-                                         on_adjudication_rejected, cfg.adjudication_max_bytes)
+        self.intake = AdjudicationIntake(unit, outbox, console_keys(cfg), on_adjudication or (lambda adj: None),
+                                         on_adjudication_rejected, cfg.adjudication_max_bytes,
+                                         RateLimit(cfg.adjudication_rate_per_s, cfg.adjudication_burst))
+        self._record: bytes | None = None
         self.counters: Counter[str] = Counter()
         self._acks: queue.SimpleQueue = queue.SimpleQueue()
         self._inflight: dict[int, str] = {}
@@ -128,7 +138,9 @@ class AlertPublisher:
 
     def start(self) -> None:
         """Connect asynchronously (retrying with backoff) and start the outbox pump."""
-        self.client.connect_async(self.cfg.host, self.cfg.port, keepalive=self.cfg.keepalive_s)
+        # a persistent session: adjudications sent while the unit is offline wait at the broker
+        self.client.connect_async(self.cfg.host, self.cfg.port, keepalive=self.cfg.keepalive_s,
+                                  clean_start=False, properties=session_properties(self.cfg.session_expiry_s))
         self.client.loop_start()
         self._pump.start()
 
@@ -140,7 +152,8 @@ class AlertPublisher:
         """
         body = alert_body(alert, self.unit)
         data = encode(self.signer.sign("alert", body))
-        return body["alert_id"], add_statements(body["alert_id"], topic(self.unit, "alert"), data, time.time())
+        return body["alert_id"], add_statements(body["alert_id"], topic(self.unit, "alert"), data, time.time(),
+                                                body["deployment_id"])
 
     def wake(self) -> None:
         """Tell the pump that the outbox has new rows."""
@@ -155,7 +168,8 @@ class AlertPublisher:
         """
         body = alert_body(alert, self.unit)
         data = encode(self.signer.sign("alert", body))
-        if not self.outbox.add(body["alert_id"], topic(self.unit, "alert"), data, time.time()):
+        if not self.outbox.add(body["alert_id"], topic(self.unit, "alert"), data, time.time(),
+                               body["deployment_id"]):
             log.warning("alert %s was already issued; not queued again", body["alert_id"])
         self._wake.set()
         return body["alert_id"]
@@ -165,6 +179,19 @@ class AlertPublisher:
         self._state = (state, reason)
         if self._connected.is_set():
             self.client.publish(topic(self.unit, "status"), self._status_bytes(state, reason), qos=1, retain=True)
+
+    def publish_record(self, body: dict) -> dict:
+        """Sign the deployment record and publish it retained (QoS 1) on lfr/v1/<unit>/record.
+
+        ``body`` is :func:`appliance.audit.record.deployment_record`'s result. The signed record
+        is kept and published again after every reconnect (retained: consumers keep the latest),
+        so a broker outage at deployment end loses nothing; returns the signed payload.
+        """
+        payload = self.signer.sign("record", body)
+        self._record = encode(payload)
+        if self._connected.is_set():
+            self.client.publish(topic(self.unit, "record"), self._record, qos=1, retain=True)
+        return payload
 
     def stats(self) -> dict:
         """Counters, outbox depth and connection state, for status output and tests."""
@@ -211,8 +238,10 @@ class AlertPublisher:
         self._resend_due = True
         self._connected.set()
         self.counters["connects"] += 1
-        client.subscribe(topic(self.unit, "adjudication"), qos=1)
+        client.subscribe(topic(self.unit, "adjudication") + "/+", options=ADJUDICATION_OPTIONS)
         client.publish(topic(self.unit, "status"), self._status_bytes(*self._state), qos=1, retain=True)
+        if self._record is not None:
+            client.publish(topic(self.unit, "record"), self._record, qos=1, retain=True)
         self._wake.set()
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
@@ -226,7 +255,9 @@ class AlertPublisher:
         self._wake.set()
 
     def _on_message(self, client, userdata, message) -> None:
-        self.intake.handle(message.payload)
+        sender = adjudication_sender(self.unit, message.topic)
+        if sender is not None:  # the ACL lets only the certificate with that CN write this topic
+            self.intake.handle(message.payload, sender, retained=bool(message.retain))
 
     # --- the outbox pump (own thread): the only place alerts are handed to paho ---
 

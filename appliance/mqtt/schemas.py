@@ -25,15 +25,16 @@ def _text(max_len: int, min_len: int = 1) -> dict:
     return {"type": "string", "minLength": min_len, "maxLength": max_len}
 
 
-def _envelope(kind: str, title: str, props: dict, optional: dict | None = None) -> dict:
-    """A signed, versioned unit payload: schema tag, unit, time, key id, signature; ``optional``
+def _envelope(kind: str, title: str, props: dict, optional: dict | None = None,
+              signer: str = "the unit's") -> dict:
+    """A signed, versioned payload: schema tag, unit, time, key id, signature; ``optional``
     properties may be absent."""
     common = {
         "schema": {"const": f"lfr/v1/{kind}", "description": "payload type and version"},
         "unit": {"type": "string", "pattern": UNIT, "description": "unit id (same as in the topic)"},
         "time": {"type": "string", "pattern": TIME, "description": "UTC, RFC 3339, Z suffix"},
         "key_id": {"type": "string", "pattern": KEY_ID,
-                   "description": "fingerprint of the unit's Ed25519 key: first 16 bytes of "
+                   "description": f"fingerprint of {signer} Ed25519 key: first 16 bytes of "
                                   "SHA-256(raw public key), hex in groups of 4"},
         "sig": {"type": "string", "pattern": SIG_B64,
                 "description": "base64 Ed25519 signature over the RFC 8785 canonical JSON of "
@@ -86,28 +87,40 @@ HEARTBEAT = _envelope("heartbeat", "Heartbeat: liveness, outbox depth and the un
     "watchlist_entries": {"type": "integer", "minimum": 0},
 })
 
-ADJUDICATION = {
-    "$schema": "https://json-schema.org/draft/2020-12/schema",
-    "$id": f"{SCHEMA_BASE}adjudication.json",
-    "title": "Adjudication: an officer's decision on one alert (tablet or console -> unit)",
-    "type": "object", "additionalProperties": False,
-    "required": ["schema", "adjudication_id", "alert_id", "unit", "decision", "officer_ids", "time"],
-    "properties": {
-        "schema": {"const": "lfr/v1/adjudication"},
-        "adjudication_id": {"type": "string", "pattern": UUID},
-        "alert_id": {"type": "string", "pattern": UUID},
-        "unit": {"type": "string", "pattern": UNIT},
-        "decision": {"enum": ["confirm", "reject", "unable"]},
-        "officer_ids": {"type": "array", "minItems": 1, "maxItems": 2, "uniqueItems": True,
-                        "items": {"type": "string", "pattern": OFFICER},
-                        "description": "one officer, or two for a two-person confirmation (AI Act Art 14(5))"},
-        "time": {"type": "string", "pattern": TIME},
-        "note": _text(500, 0),
-    },
-}
+ADJUDICATION = _envelope("adjudication", "Adjudication: officers' decision on one alert, signed by the "
+                         "console (console -> unit)", {
+    "adjudication_id": {"type": "string", "pattern": UUID, "description": "UUID; the unit de-duplicates on it"},
+    "alert_id": {"type": "string", "pattern": UUID},
+    "decision": {"enum": ["confirm", "reject", "unable"]},
+    "officer_ids": {"type": "array", "minItems": 1, "maxItems": 2, "uniqueItems": True,
+                    "items": {"type": "string", "pattern": OFFICER},
+                    "description": "the signed-in officer, or two distinct officers for a two-person "
+                                   "confirmation (AI Act Art 14(5))"},
+}, optional={"note": _text(200, 0)}, signer="the console's")
+
+_COUNT = {"type": "integer", "minimum": 0}
+_RATE = {"type": ["number", "null"], "minimum": 0, "description": "null when the divisor is 0"}
+
+RECORD = _envelope("record", "Deployment record: the figures a force publishes per deployment (G8), "
+                   "computed by the unit from its audit log when the deployment ends", {
+    "deployment_id": _text(64),
+    "date": {"type": "string", "pattern": r"^\d{4}-\d{2}-\d{2}$", "description": "UTC date of the start"},
+    "location": _text(200, 0),
+    "started": {"type": "string", "pattern": TIME},
+    "ended": {"type": ["string", "null"], "pattern": TIME, "description": "null while still running"},
+    "not_before": {"type": ["string", "null"], "pattern": TIME, "description": "authorised window start"},
+    "not_after": {"type": ["string", "null"], "pattern": TIME, "description": "authorised window end"},
+    "watchlist_size": {"type": ["integer", "null"], "minimum": 0},
+    "faces_seen": _COUNT, "alerts": _COUNT, "confirmed_true": _COUNT, "confirmed_false": _COUNT,
+    "unable": _COUNT, "not_adjudicated": _COUNT,
+    "verified_alert_rate": {**_RATE, "maximum": 1},
+    "false_alerts_per_1000_faces": _RATE,
+    "threshold": {"type": ["number", "null"], "minimum": -1, "maximum": 1},
+    "model_id": {"type": ["string", "null"], "maxLength": 128},
+})
 
 SCHEMAS: dict[str, dict] = {"alert": ALERT, "status": STATUS, "heartbeat": HEARTBEAT,
-                            "adjudication": ADJUDICATION}
+                            "adjudication": ADJUDICATION, "record": RECORD}
 
 
 def write_schema_files(out_dir: Path) -> list[Path]:

@@ -23,7 +23,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from appliance.errors import PublishError
-from appliance.mqtt.publisher import no_delay
+from appliance.mqtt.transport import no_delay
 
 from .paths import REPO_ROOT as REPO
 

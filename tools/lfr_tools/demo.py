@@ -110,7 +110,8 @@ UNIT = "van-dev-01"  # a unit named in deploy/mosquitto/acl
 DEPLOYMENT = "demo-op-1"
 
 
-def demo_config(workdir: Path, authority: str | None, clip: Path, broker=None) -> tuple[Config, str]:
+def demo_config(workdir: Path, authority: str | None, clip: Path, broker=None,
+                console_key: str | None = None) -> tuple[Config, str]:
     """The demo's config (also written to workdir/appliance.toml for people to read)."""
     text = (f'# Written by `appliance demo`.\n[unit]\nid = "{UNIT}"\ndata_dir = "{workdir}/data"\n\n'
             f'[capture]\nbackend = "replay"\nsource = "{clip}"\nfps = 0.0\n\n')
@@ -120,6 +121,8 @@ def demo_config(workdir: Path, authority: str | None, clip: Path, broker=None) -
         certs = broker.certs
         text += (f'[mqtt]\nenabled = true\nport = {broker.unit_port}\nca_file = "{certs}/ca.crt"\n'
                  f'cert_file = "{certs}/{UNIT}.crt"\nkey_file = "{certs}/{UNIT}.key"\n')
+        if console_key:  # the demo console's adjudications are accepted (docs/console.md)
+            text += f'console_keys = ["{console_key}"]\n'
     return parse_config(tomllib.loads(text), workdir / "appliance.toml"), text
 
 
@@ -159,6 +162,16 @@ def _start_broker(workdir: Path):
     broker = VanBroker(workdir / "broker", certs)
     broker.start()
     return broker
+
+
+def _start_console(workdir: Path, broker, store):
+    """The officers' console beside the demo broker (none without mosquitto)."""
+    if broker is None:
+        print("demo: no broker, so no console")
+        return None
+    from .democonsole import start_console  # noqa: PLC0415
+
+    return start_console(workdir, broker, store.verify_key())
 
 
 def _tablet_check(tablet, alerts: list, data_dir: Path) -> str:
@@ -212,17 +225,25 @@ def _deployment(cfg: Config, action: list[str]) -> None:
         raise InputError(f"`appliance deployment {action[0]}` failed (exit {code})", fix="see the error above")
 
 
-def _run_unit(cfg: Config, engine: FaceEngine):
+def _run_unit(cfg: Config, engine: FaceEngine, desk=None, hold_s: float = 0.0):
     from appliance.sinks import stdout_sink  # noqa: PLC0415
     from appliance.unit import Unit  # noqa: PLC0415
 
+    from .democonsole import hold  # noqa: PLC0415
+
     with Unit.open(cfg, engine=engine) as unit:
         unit.sinks.register("stdout", stdout_sink)
-        return unit.run()
+        result = unit.run()
+        hold(desk, hold_s)  # the unit stays connected: decisions taken meanwhile are audited
+        return result
 
 
-def run_demo(workdir: Path) -> int:
-    """Fetch photos, sign a bundle, start its deployment, run the clip through the unit; print the verdict."""
+def run_demo(workdir: Path, console: bool = False, hold_s: float = 0.0) -> int:
+    """Fetch photos, sign a bundle, start its deployment, run the clip through the unit; print the verdict.
+
+    With ``console`` the officers' console runs on the demo's alerts (URL and a demo sign-in are
+    printed) and stays up ``hold_s`` seconds after the clip; the deployment record follows.
+    """
     from appliance.keystore import unit_keystore  # noqa: PLC0415
     from lfr_tools.broker import TabletClient  # noqa: PLC0415
 
@@ -231,14 +252,16 @@ def run_demo(workdir: Path) -> int:
     broker = _start_broker(workdir)
     tablet = TabletClient(broker.certs, broker.lan_port, [f"lfr/v1/{UNIT}/alert"], client_id="demo-tablet") \
         if broker else None
+    desk = None
     try:
         base, _ = demo_config(workdir, None, workdir / "clip")
         engine = FaceEngine.from_config(base)
         store = unit_keystore(base)
         if not store.exists():
             store.init()
+        desk = _start_console(workdir, broker, store) if console else None
         bundle, authority = sign_demo_bundle(workdir, photos, engine, store.age_recipient())
-        cfg, text = demo_config(workdir, authority, workdir / "clip", broker)
+        cfg, text = demo_config(workdir, authority, workdir / "clip", broker, desk.public_key if desk else None)
         (workdir / "appliance.toml").write_text(text)
         clip = compose_demo_clip(engine, photos, workdir / "clip")
         print(f"demo: {CLIP_FRAMES} frames {CLIP_SIZE[0]}x{CLIP_SIZE[1]} in {clip.folder}; "
@@ -249,11 +272,18 @@ def run_demo(workdir: Path) -> int:
         _deployment(cfg, ["start", "--bundle", str(bundle), "--location", "demo clip"])
         if tablet:
             tablet.wait_connected()
-        result = _run_unit(cfg, engine)
+        result = _run_unit(cfg, engine, desk, hold_s)
         notes = [_tablet_check(tablet, result.alerts, workdir / "data")] if tablet else []
         notes.append(_selftest_check(cfg, engine))
         _deployment(cfg, ["end", "--reason", "demo finished"])
+        if desk:
+            from .democonsole import console_note, publish_record  # noqa: PLC0415
+
+            publish_record(cfg, DEPLOYMENT)  # until the Unit publishes it at deployment end itself
+            notes.append(console_note(desk, DEPLOYMENT))
     finally:
+        if desk:
+            desk.stop()
         if tablet:
             tablet.close()
         if broker:

@@ -19,6 +19,7 @@ BENCHES: dict[str, str] = {
     "peer": "lfr_tools.bench.peer",
     "audit": "lfr_tools.bench.audit",
     "mqtt": "lfr_tools.bench.mqtt",
+    "console": "lfr_tools.bench.console",
 }
 
 
