@@ -1,10 +1,10 @@
-"""`appliance run` as systemd runs it: hardening, journald, readiness, the frame watchdog, retention.
+"""`appliance run` as systemd runs it: hardening, journald, readiness and the frame watchdog.
 
 :func:`serve` wraps :class:`appliance.unit.Unit`: core dumps off and faulthandler on before
 anything is loaded; logs to journald under systemd; READY=1 at the first processed frame,
 WATCHDOG=1 only while frames flow, STATUS= from ``Unit.status()`` (appliance/notify.py); the
-alert-image retention sweep (appliance/retention.py) while the unit runs, and its shutdown
-pass at a clean stop. Outside systemd the notifications are no-ops and the rest still applies.
+unit itself runs the alert-image retention (appliance/retention.py). Outside systemd the
+notifications are no-ops and the rest still applies.
 """
 from __future__ import annotations
 
@@ -18,7 +18,6 @@ from .hardening import disable_core_dumps
 from .logs import configure_logging
 from .notify import Notifier, start_watchdog, status_line
 from .pipeline.runner import RunResult
-from .retention import AlertImageRetention
 
 log = logging.getLogger(__name__)
 
@@ -41,15 +40,6 @@ def harden_process() -> None:
     log.debug("core dumps off: RLIMIT_CORE %s, dumpable %s", state.rlimit_core, state.dumpable)
 
 
-def retention_for(unit) -> AlertImageRetention | None:
-    """The unit's alert-image retention over its outbox (None without MQTT: no images are kept)."""
-    if unit.publisher is None:
-        return None
-    return AlertImageRetention(unit.publisher.outbox, unit.audit.append,
-                               alert_images_hours=unit.cfg.retention.alert_images_hours,
-                               resend_window_s=unit.publisher.resend_window_s)
-
-
 def _last_frame(unit) -> Callable[[], float | None]:
     return lambda: unit.runner.last_frame_mono if unit.runner is not None else None
 
@@ -70,9 +60,6 @@ def serve(cfg: Config, sinks: dict[str, Callable] | None = None, source=None, no
     with Unit.open(cfg, **parts) as unit:
         for name, sink in (sinks or {}).items():
             unit.sinks.register(name, sink)
-        retention = retention_for(unit)
-        if retention is not None:
-            retention.start(cfg.retention.sweep_every_s)
         dog = start_watchdog(notifier, _last_frame(unit), unit.status, stall_after_s)
         try:
             result = unit.run(source=source)
@@ -80,7 +67,4 @@ def serve(cfg: Config, sinks: dict[str, Callable] | None = None, source=None, no
             if dog is not None:
                 dog.stop()
             notifier.stopping(status_line(unit.status()))
-            if retention is not None:
-                retention.stop()
-                retention.shutdown()
     return result

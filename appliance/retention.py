@@ -35,8 +35,9 @@ class AlertImageRetention:
     """Deletes alert images from the outbox by the rules above, auditing each deletion."""
 
     def __init__(self, outbox: Outbox, audit: AuditAppend | None, *, alert_images_hours: float,
-                 resend_window_s: float, clock: Callable[[], float] = time.time) -> None:
+                 resend_window_s: float, clock: Callable[[], float] = time.time, supervisor=None) -> None:
         self.outbox = outbox
+        self.supervisor = supervisor  # the unit's: a sweep that crashes is an audited, non-fatal fault
         self.audit = audit
         self.window_s = alert_images_hours * HOUR_S
         self.resend_window_s = resend_window_s
@@ -91,9 +92,21 @@ class AlertImageRetention:
                 self.sweep()
             except ApplianceError as exc:  # the outbox failed (disk): try again next round
                 log.error("retention sweep failed: %s", exc.message)
+            except Exception as exc:  # noqa: BLE001 - a bug: reported as a fault, the next round tries again
+                if self.supervisor is None:
+                    raise
+                self.supervisor.fault("retention", exc, fatal=False)
 
     def stop(self) -> None:
         """Stop the sweeping thread."""
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=5)
+
+    def close(self) -> None:
+        """Stop sweeping, then the shutdown pass (delivered images the re-send window still kept)."""
+        self.stop()
+        try:
+            self.shutdown()
+        except ApplianceError as exc:
+            log.error("retention at shutdown failed: %s", exc.message)

@@ -25,10 +25,10 @@ from typing import Callable
 
 from . import capture
 from .audit.log import AuditLog
-from .audit.sink import AuditSink, open_audit_log, service_start_payload
+from .audit.sink import AuditSink, adjudication_callbacks, open_audit_log, service_start_payload
 from .capture.base import FrameSource
 from .config import Config
-from .errors import AuditError
+from .errors import ApplianceError, AuditError
 from .keystore import KeyStore, unit_keystore
 from .modelstore import load_manifest
 from .pipeline.frame import FrameProcessor, WatchlistProvider
@@ -38,9 +38,6 @@ from .sinks import AlertSinks, DurableCommit
 from .vision.engine import EMBEDDER, FOCUS_MODEL, FaceEngine
 
 log = logging.getLogger(__name__)
-
-DECISIONS = {"confirm": "confirmed", "reject": "rejected", "unable": "unable"}
-
 
 def model_hashes(cfg: Config) -> dict[str, str]:
     """SHA-256 of the model files this config runs (recorded at service start)."""
@@ -63,6 +60,7 @@ class Unit:
         self.audit: AuditLog | None = None
         self.events: AuditSink | None = None
         self.publisher = None
+        self.retention = None
         self.deployment = None
         self.watchlist: WatchlistProvider = lambda: None
         self.sinks: AlertSinks | None = None
@@ -96,9 +94,11 @@ class Unit:
         self.events = AuditSink(self.audit)
         self.supervisor = Supervisor(self.events.event)
         self.publisher = self._open_publisher()
+        self.retention = self._open_retention()
         self.audit.append("service_start", service_start_payload(self.cfg, model_hashes(self.cfg),
                                                                  self.engine.backend))
         self.watchlist = watchlist or self._open_deployment()
+        self._publish_last_record()
         self.sinks = AlertSinks(DurableCommit(self.audit, self.publisher), self.supervisor)
 
     def _open_publisher(self):
@@ -109,10 +109,24 @@ class Unit:
 
         publisher = AlertPublisher.open(
             self.cfg, self.keystore, self.audit.db_path, on_expired=self._alert_expired,
-            on_adjudication=self._adjudicated, on_pump_fault=self._pump_fault,
-            heartbeat_fields=self.heartbeat_fields)
+            on_pump_fault=self._pump_fault, heartbeat_fields=self.heartbeat_fields,
+            message_expiry_s=int(self.cfg.retention.alert_images_hours * 3600), **adjudication_callbacks(self.audit))
         self._stack.callback(publisher.close)
         return publisher
+
+    def _open_retention(self):
+        """Alert-image retention over the outbox (None without MQTT: no image is kept then)."""
+        if self.publisher is None:
+            return None
+        from .retention import AlertImageRetention  # noqa: PLC0415
+
+        retention = AlertImageRetention(self.publisher.outbox, self.audit.append,
+                                        alert_images_hours=self.cfg.retention.alert_images_hours,
+                                        resend_window_s=self.publisher.resend_window_s,
+                                        supervisor=self.supervisor)
+        retention.start(self.cfg.retention.sweep_every_s)
+        self._stack.callback(retention.close)  # stop sweeping, then the shutdown pass
+        return retention
 
     def _open_deployment(self) -> WatchlistProvider:
         """The signed deployment's watchlist provider (None outside an active deployment, G10)."""
@@ -120,7 +134,8 @@ class Unit:
             return lambda: None
         from .watchlist.deployment import open_deployment  # noqa: PLC0415
 
-        self.deployment = open_deployment(self.cfg, self.keystore, self.engine.model_id, audit=self.events.event)
+        self.deployment = open_deployment(self.cfg, self.keystore, self.engine.model_id, audit=self.events.event,
+                                          on_end=self._deployment_ended)
         self._stack.callback(self.deployment.close)
         return self.deployment.current_watchlist
 
@@ -128,9 +143,31 @@ class Unit:
     def _alert_expired(self, row) -> None:
         self.audit.append("alert_expired", {"alert_id": row.alert_id, "age_s": round(time.time() - row.created, 1)})
 
-    def _adjudicated(self, adj: dict) -> None:
-        self.audit.append("adjudication", {"alert_id": adj["alert_id"], "decision": DECISIONS[adj["decision"]],
-                                           "officer_ids": list(adj["officer_ids"]), "time": adj["time"]})
+    def _deployment_ended(self, deployment_id: str) -> None:
+        """A deployment ended (here, by expiry, or by `appliance deployment end`): its alert
+        images go, and its signed deployment record goes to the van (lfr/v1/<unit>/record)."""
+        if self.retention is not None:
+            self.retention.deployment_ended(deployment_id)
+        self._publish_record(deployment_id)
+
+    def _publish_record(self, deployment_id: str) -> None:
+        if self.publisher is None:
+            return
+        from .audit.record import record_from_db  # noqa: PLC0415
+
+        try:
+            self.publisher.publish_record(record_from_db(self.audit.db_path, deployment_id,
+                                                         self.cfg.match.threshold))
+        except (ValueError, ApplianceError) as exc:  # no trace of it in this log, or the log is unreadable
+            log.warning("no deployment record for %s: %s", deployment_id, exc)
+
+    def _publish_last_record(self) -> None:
+        """At start: the last ended deployment's record again (retained; it may have ended while
+        the unit was off, or the broker may have lost it)."""
+        if self.deployment is not None and self.publisher is not None:
+            last = self.deployment.status().get("last")
+            if last:
+                self._publish_record(last["deployment_id"])
 
     def _pump_fault(self, exc: BaseException, fatal: bool) -> None:
         self.supervisor.fault("mqtt", exc, fatal)
@@ -176,6 +213,8 @@ class Unit:
     def _set_state(self, state: str, reason: str = "") -> None:
         with self._lock:
             self._state = (state, reason)
+        if self.publisher is not None:
+            self.publisher.beat_soon()
 
     def status(self) -> dict:
         """The unit's state for the service, selftest, heartbeat and console (no biometrics)."""

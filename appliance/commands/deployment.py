@@ -43,11 +43,28 @@ def audited_deployment(args: argparse.Namespace, need_model: bool = False,
         deployment.close()
         raise AuditError(f"the purge was done but could not be audited: {exc.message}", fix=exc.fix) from None
     try:
-        deployment = open_deployment(cfg, store, model_id, audit=log.append)
+        deployment = open_deployment(cfg, store, model_id, audit=log.append, on_end=_image_purge(cfg, log))
         yield deployment
         deployment.close()
     finally:
         log.close()
+
+
+def _image_purge(cfg: Config, log):
+    """At a deployment's end, here in the operator's process: its alert images leave the outbox
+    (audited with their hashes), whether or not the unit is running (it does the same if it is)."""
+    def purge(deployment_id: str) -> None:
+        from ..audit.sink import audit_db_path  # noqa: PLC0415
+        from ..mqtt.outbox import Outbox  # noqa: PLC0415
+        from ..retention import AlertImageRetention  # noqa: PLC0415
+
+        outbox = Outbox(audit_db_path(cfg))
+        try:
+            AlertImageRetention(outbox, log.append, alert_images_hours=cfg.retention.alert_images_hours,
+                                resend_window_s=0).deployment_ended(deployment_id)
+        finally:
+            outbox.close()
+    return purge
 
 
 def cmd_start(args: argparse.Namespace) -> int:

@@ -21,6 +21,8 @@ from pathlib import Path
 from typing import Callable
 
 import paho.mqtt.client as mqtt
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from ..config import Config, MqttConfig, resolve
@@ -86,6 +88,17 @@ def make_client(cfg: MqttConfig, client_id: str) -> mqtt.Client:
     return client
 
 
+def _expiry(seconds: int | None) -> Properties | None:
+    """PUBLISH properties making the broker drop an alert it could not deliver within ``seconds``
+    (MQTT v5 message expiry): a console offline for days must not find faces kept past the
+    unit's own retention window in the broker's queue."""
+    if not seconds:
+        return None
+    props = Properties(PacketTypes.PUBLISH)
+    props.MessageExpiryInterval = int(seconds)
+    return props
+
+
 class AlertPublisher:
     """Publishes alerts from the durable outbox; takes in adjudications; reports status."""
 
@@ -94,11 +107,13 @@ class AlertPublisher:
                  on_adjudication: Callable[[dict], None] | None = None,
                  on_adjudication_rejected: Callable[[Verdict], None] | None = None,
                  on_pump_fault: Callable[[BaseException, bool], None] | None = None,
-                 heartbeat_fields: Callable[[], dict] | None = None) -> None:
+                 heartbeat_fields: Callable[[], dict] | None = None,
+                 message_expiry_s: int | None = None) -> None:
         self.unit, self.cfg, self.signer, self.outbox = unit, cfg, signer, outbox
         self._on_expired = on_expired or _log_expired
         self._on_pump_fault = on_pump_fault or (lambda exc, fatal: None)
         self._heartbeat_fields = heartbeat_fields or dict
+        self._alert_properties = _expiry(message_expiry_s)
         self._crashes: list[float] = []
         self.intake = AdjudicationIntake(unit, outbox, console_keys(cfg), on_adjudication or (lambda adj: None),
                                          on_adjudication_rejected, cfg.adjudication_max_bytes,
@@ -157,6 +172,11 @@ class AlertPublisher:
 
     def wake(self) -> None:
         """Tell the pump that the outbox has new rows."""
+        self._wake.set()
+
+    def beat_soon(self) -> None:
+        """Send the next heartbeat now (the unit's state changed: the console shows it at once)."""
+        self._next_beat = 0.0
         self._wake.set()
 
     def submit(self, alert) -> str:
@@ -319,7 +339,7 @@ class AlertPublisher:
             return
         handed: list[str] = []
         for row in self.outbox.due(time.time(), room, set(self._inflight.values())):
-            info = self.client.publish(row.topic, row.payload, qos=1)
+            info = self.client.publish(row.topic, row.payload, qos=1, properties=self._alert_properties)
             if info.rc not in (mqtt.MQTT_ERR_SUCCESS, mqtt.MQTT_ERR_NO_CONN):
                 log.warning("paho did not take alert %s: %s", row.alert_id, mqtt.error_string(info.rc))
                 break
@@ -353,8 +373,7 @@ class AlertPublisher:
         expired = self.outbox.expire(time.time(), self.cfg.outbox_max_age_s,
                                      set(self._inflight.values()), self._on_expired)
         self.counters["expired"] += len(expired)
-        if self._connected.is_set() and not self._resend_due:  # never purge what a reconnect may resend
-            self.outbox.purge_acked(time.time() - self.resend_window_s)
+        # delivered rows leave through the unit's retention sweep, which audits their images' hashes
 
     def _status_bytes(self, state: str, reason: str) -> bytes:
         return encode(self.signer.sign("status", {"state": state, "reason": reason}))

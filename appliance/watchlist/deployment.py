@@ -100,8 +100,10 @@ class Deployment:
     """One unit's deployments: at most one active, its watchlist only in this process's memory."""
 
     def __init__(self, data_dir: Path, keystore: DeploymentKeyStore, trust: UnitTrust, *, max_bundle_bytes: int,
-                 audit: Audit | None = None, clock: Clock = utc_now, poll_seconds: float = 1.0) -> None:
+                 audit: Audit | None = None, clock: Clock = utc_now, poll_seconds: float = 1.0,
+                 on_end: Callable[[str], None] | None = None) -> None:
         self.data_dir = Path(data_dir)
+        self.on_end = on_end  # deployment id -> None, after its end is recorded (here or by another process)
         self.keystore = keystore
         self.trust = trust
         self.max_bundle_bytes = max_bundle_bytes
@@ -216,7 +218,9 @@ class Deployment:
             self._finish(record, "expired")
             return
         if self._loaded and (record is None or record.id != self._loaded[0].id):
+            ended = self._loaded[0].deployment_id
             self._drop_memory("ended by another process")
+            self._ended(ended)
         if record is None or self._loaded or record.id == self._failed_record:
             return
         try:
@@ -299,6 +303,11 @@ class Deployment:
             self._emit("watchlist_purge", {"deployment_id": record.deployment_id,
                                            "bundle_hash": record.bundle_sha256,
                                            "reason": f"{reason}; {record.entry_count} entries"[:200]})
+            self._ended(record.deployment_id)
+
+    def _ended(self, deployment_id: str) -> None:
+        if self.on_end is not None:
+            self.on_end(deployment_id)
 
     def _drop_memory(self, reason: str) -> None:
         self._cancel_timer()
@@ -358,7 +367,7 @@ def window_end(record: DeploymentRecord) -> datetime:
 
 
 def open_deployment(cfg, store: DeploymentKeyStore, model_id: str, audit: Audit | None = None,
-                    clock: Clock = utc_now) -> Deployment:
+                    clock: Clock = utc_now, on_end: Callable[[str], None] | None = None) -> Deployment:
     """The unit's Deployment from its config (data dir, trusted authorities, bounds) and its key store.
 
     ``model_id`` is the id of the embedder the unit runs (``FaceEngine.model_id``).
@@ -370,4 +379,4 @@ def open_deployment(cfg, store: DeploymentKeyStore, model_id: str, audit: Audit 
     authorities = tuple(parse_public(text) for text in cfg.watchlist.trusted_authorities)
     trust = UnitTrust(authorities, store.age_recipient(), model_id)
     return Deployment(data_dir, store, trust, max_bundle_bytes=cfg.watchlist.max_bundle_bytes, audit=audit,
-                      clock=clock, poll_seconds=cfg.watchlist.poll_seconds)
+                      clock=clock, poll_seconds=cfg.watchlist.poll_seconds, on_end=on_end)
