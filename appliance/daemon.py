@@ -41,7 +41,8 @@ def harden_process() -> None:
 
 
 def _last_frame(unit) -> Callable[[], float | None]:
-    return lambda: unit.runner.last_frame_mono if unit.runner is not None else None
+    """The watchdog's clock: the last frame, or the last attempt to reconnect a lost camera."""
+    return unit.last_progress_mono
 
 
 def serve(cfg: Config, sinks: dict[str, Callable] | None = None, source=None, notifier: Notifier | None = None,

@@ -27,6 +27,7 @@ from . import capture
 from .audit.log import AuditLog
 from .audit.sink import AuditSink, adjudication_callbacks, open_audit_log, service_start_payload
 from .capture.base import FrameSource
+from .capture.reconnect import ReconnectingSource
 from .config import Config
 from .errors import ApplianceError, AuditError
 from .keystore import KeyStore, unit_keystore
@@ -65,6 +66,7 @@ class Unit:
         self.watchlist: WatchlistProvider = lambda: None
         self.sinks: AlertSinks | None = None
         self.runner: Runner | None = None
+        self.camera: ReconnectingSource | None = None
 
     # -- assembly ----------------------------------------------------------------------------
     @classmethod
@@ -190,9 +192,29 @@ class Unit:
         return result
 
     def _open_source(self) -> FrameSource:
+        """The configured source; a live camera comes wrapped so that a loss reconnects."""
+        if capture.capture_module(self.cfg.capture.backend).RECONNECTS:
+            self.camera = ReconnectingSource(lambda: capture.open_source(self.cfg.capture),
+                                             on_lost=self._camera_lost, on_restored=self._camera_back)
+            return self.camera
         with self.supervisor.guard("capture"):
             return capture.open_source(self.cfg.capture)
         return _NoSource()
+
+    def _camera_lost(self, error) -> None:
+        self.supervisor.fault("capture", error, fatal=False)  # audited as camera_lost
+        self._set_state("camera_lost", error.message[:200])
+
+    def _camera_back(self, down_s: float, attempts: int) -> None:
+        log.info("camera back after %.1f s (%d attempt(s))", down_s, attempts)
+        self._set_state("running")
+
+    def last_progress_mono(self) -> float | None:
+        """When the pipeline last showed life: a finished frame, or an attempt to get the camera
+        back (the systemd watchdog's clock: a unit reconnecting its camera is not hung)."""
+        times = [self.runner.last_frame_mono if self.runner else None,
+                 self.camera.last_attempt_mono if self.camera else None]
+        return max((t for t in times if t is not None), default=None)
 
     def _stopped(self, result: RunResult) -> None:
         error = result.error

@@ -17,6 +17,7 @@ from ..errors import CaptureError
 from .base import CaptureSettings, Frame
 
 KEY = "opencv"
+RECONNECTS = True  # a live camera: lost, it is reopened with backoff (capture/reconnect.py)
 
 
 class Settings(CaptureSettings):

@@ -14,6 +14,7 @@ from ..errors import CaptureError
 from .base import CaptureSettings, Frame
 
 KEY = "picamera2"
+RECONNECTS = True  # a live camera: lost, it is reopened with backoff (capture/reconnect.py)
 
 
 class Settings(CaptureSettings):

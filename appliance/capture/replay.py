@@ -19,6 +19,7 @@ from ..paths import resolve
 from .base import CaptureSettings, Frame
 
 KEY = "replay"
+RECONNECTS = False  # a file that ends has ended: the run is over
 
 
 class Settings(CaptureSettings):

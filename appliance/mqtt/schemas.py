@@ -78,7 +78,7 @@ HEARTBEAT = _envelope("heartbeat", "Heartbeat: liveness, outbox depth and the un
     "uptime_s": {"type": "number", "minimum": 0},
     "outbox_pending": {"type": "integer", "minimum": 0},
 }, optional={
-    "state": {"enum": ["starting", "running", "stopping", "stopped", "faulted"],
+    "state": {"enum": ["starting", "running", "camera_lost", "stopping", "stopped", "faulted"],
               "description": "the pipeline's state (Unit.status())"},
     "reason": _text(200, 0),
     "frames_per_s": {"type": "number", "minimum": 0, "description": "frames finished per second, last 5 s"},
