@@ -121,7 +121,7 @@ def decode(data: bytes | np.ndarray, flags: int = cv2.IMREAD_COLOR, max_pixels: 
     image = cv2.imdecode(buf, flags)
     if image is None or image.size == 0:
         raise ImageRefused("the decoder cannot read it (damaged or truncated)")
-    if image.shape[:2] != (height, width):
+    if image.shape[:2] not in ((height, width), (width, height)):  # EXIF orientation may turn it
         raise ImageRefused(f"decoded to {image.shape[1]} x {image.shape[0]}, its header says {width} x {height}")
     return image
 
@@ -133,12 +133,12 @@ def read_file(path: str | Path, flags: int = cv2.IMREAD_COLOR, max_pixels: int =
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
     except OSError as exc:
         raise ImageRefused(f"cannot open it: {exc.strerror}") from None
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode) or info.st_size > max_bytes:
+        os.close(fd)
+        raise ImageRefused("not a regular file" if not stat.S_ISREG(info.st_mode)
+                           else f"{info.st_size} bytes is over the limit of {max_bytes}")
     with os.fdopen(fd, "rb") as fh:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
-            raise ImageRefused("not a regular file")
-        if info.st_size > max_bytes:
-            raise ImageRefused(f"{info.st_size} bytes is over the limit of {max_bytes}")
         data = fh.read(max_bytes + 1)
     if not data:
         raise ImageRefused("the file is empty")

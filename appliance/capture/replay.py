@@ -13,6 +13,7 @@ from typing import Iterator
 import cv2
 import numpy as np
 
+from .. import imagefile
 from ..config import CaptureConfig, resolve
 from ..errors import CaptureError
 from .base import Frame
@@ -35,10 +36,12 @@ def _image_paths(folder: Path) -> list[Path]:
 
 
 def _read_image(path: Path) -> np.ndarray:
-    image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-    if image is None:
-        raise CaptureError(f"cannot decode replay frame {path}", fix="remove or replace the broken file")
-    return image
+    """One replay frame, its pixel count checked from the header before decoding (imagefile.py)."""
+    try:
+        return imagefile.read_file(path, cv2.IMREAD_UNCHANGED)
+    except imagefile.ImageRefused as exc:
+        raise CaptureError(f"cannot decode replay frame {path}: {exc}",
+                           fix="remove or replace the broken or oversized file") from None
 
 
 class ReplaySource:
