@@ -40,7 +40,7 @@ TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,9})?(Z|[+-]\d\d:\d\d)"
 _PATTERNS = {"id": ID, "hash": _HASH, "time": TIME, "log": _LOG}
 
 FAULT_KINDS = ("camera_lost", "backend_fallback", "broker_down", "disk_low", "audit_write_failed",
-               "watchdog", "other")
+               "watchdog", "stage_failed", "other")
 DECISIONS = ("confirmed", "rejected", "unable")
 
 
