@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -175,7 +176,7 @@ MALFORMED = {
     "end is text": (_raw_line(-1, '{"end": "done"}'), EXIT_FAILED, "end line"),
     "seq 10**18": (_inner_entry(3, lambda t: t.replace('"seq":3', '"seq":1000000000000000000')), EXIT_FAILED,
                    "envelope field 'seq'"),
-    "type is a list": (_inner_entry(3, lambda t: t.replace('"type":', '"type":["x"],"was":')), EXIT_FAILED,
+    "type is a list": (_inner_entry(3, lambda t: re.sub(r'"type":"[a-z_]+"', '"type":["fault"]', t)), EXIT_FAILED,
                        "not a valid audit entry"),
     "entry line with a lone surrogate": (_inner_entry(3, lambda t: t.replace("op-kestrel-1", "op-\udcff")),
                                          EXIT_UNREADABLE, "lone surrogate"),
