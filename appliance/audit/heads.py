@@ -145,12 +145,16 @@ def root_of(fields: dict) -> bytes:
 
 def sign_head(key: Ed25519PrivateKey, *, unit: str, head_no: int, tree_size: int, root: bytes,
               time: str, prev: str, reason: str) -> TreeHead:
-    """Build and sign a tree head with the unit key."""
+    """Build and sign a tree head with the unit key (only a body every verifier accepts is signed)."""
+    if reason not in HEAD_REASONS:
+        raise HeadError(f"head reason {reason!r} is not one of {', '.join(sorted(HEAD_REASONS))}")
     body = canonical({"v": HEAD_VERSION, "log": log_id(key.public_key()), "unit": unit,
                       "head_no": head_no, "tree_size": tree_size,
                       "root": base64.b64encode(root).decode(), "time": time, "prev": prev,
                       "reason": reason})
-    return TreeHead(body, key.sign(SIGNING_CONTEXT + body))
+    head = TreeHead(body, key.sign(SIGNING_CONTEXT + body))
+    check_fields(head)  # e.g. a unit id that is not an identifier: refused here, not by every auditor later
+    return head
 
 
 def verify_head(head: TreeHead, key: Ed25519PublicKey) -> dict:
