@@ -115,7 +115,7 @@ _TEXT_FIELDS = {"log": (_LOG, "a log id (32 hex digits)"), "unit": (ID, "an iden
 def check_fields(head: TreeHead) -> dict:
     """Parse and check the body's fields (every one typed and bounded); raise HeadError naming what is wrong."""
     try:
-        fields = loads_strict(head.body, MAX_HEAD_BYTES)
+        fields = loads_strict(head.body, MAX_HEAD_BYTES, canonical_checked=True)
     except ValueError as exc:
         raise HeadError(f"head body is not a tree head: {exc}") from None
     if not isinstance(fields, dict) or set(fields) != HEAD_KEYS:
