@@ -47,6 +47,21 @@ class UnitConfig(Section):
     id: str = Field("van-dev-01", pattern=r"^[a-z0-9][a-z0-9-]{1,62}$")
     data_dir: str = "var/appliance"
 
+    @field_validator("data_dir")
+    @classmethod
+    def _usable_dir(cls, value: str) -> str:
+        """A path the unit can create and write under: not empty, no NUL, within PATH_MAX / NAME_MAX,
+        and not a file, device or other non-directory (checked where it, or its nearest parent, exists)."""
+        if not value or "\x00" in value:
+            raise ValueError("must be a non-empty path without NUL characters")
+        if len(value.encode("utf-8", "surrogatepass")) > 1024 or any(len(p) > 255 for p in value.split("/")):
+            raise ValueError("is too long (at most 1024 bytes, 255 per path component)")
+        path = resolve(value)
+        existing = next((p for p in (path, *path.parents) if p.exists()), None)
+        if existing is not None and not existing.is_dir():
+            raise ValueError(f"{existing} exists and is not a directory (a file or a device)")
+        return value
+
 
 class DetectConfig(Section):
     """Face detector settings."""
@@ -68,6 +83,9 @@ class DetectConfig(Section):
     def _tiles(self) -> "DetectConfig":
         if any(not 64 <= t <= 4096 for t in self.tile_sizes):
             raise ValueError("every tile size must be between 64 and 4096 px")
+        if not self.tile_sizes and not self.whole_frame:
+            raise ValueError("tile_sizes is empty and whole_frame is false: nothing would be searched; "
+                             "list tile sizes or set whole_frame = true")
         return self
 
 

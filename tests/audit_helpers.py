@@ -123,3 +123,31 @@ class Block(importlib.abc.MetaPathFinder):
         return None
 sys.meta_path.insert(0, Block())
 """
+
+
+DEP = "op-kestrel-1"
+
+
+def alert_payload(n: int, deployment: str = DEP) -> dict:
+    """Alert number ``n`` of a deployment."""
+    return dict(EXAMPLES["alert"], alert_id=f"alert-{deployment}-{n}", deployment_id=deployment)
+
+
+def adjudication_payload(n: int, decision: str, deployment: str = DEP) -> dict:
+    """An officer's decision on alert ``n``."""
+    return dict(EXAMPLES["adjudication"], alert_id=f"alert-{deployment}-{n}", decision=decision,
+                deployment_id=deployment)
+
+
+def deployment_log(db: Path, key: Ed25519PrivateKey, alerts: int = 14, decisions: tuple = (),
+                   unit: str = "van-01", head_every_n: int = 6) -> None:
+    """A log with one deployment: counters, ``alerts`` alerts, the given decisions (in alert order), its end."""
+    log = AuditLog.open(db, key, unit, head_every_n=head_every_n, head_every_s=3600)
+    log.append("deployment_start", dict(EXAMPLES["deployment_start"], deployment_id=DEP))
+    log.append("counters", dict(EXAMPLES["counters"], faces_seen=4000, deployment_id=DEP))
+    for n in range(alerts):
+        log.append("alert", alert_payload(n))
+    for n, decision in enumerate(decisions):
+        log.append("adjudication", adjudication_payload(n, decision))
+    log.append("deployment_end", {"deployment_id": DEP, "reason": "ended by operator"})
+    log.close()

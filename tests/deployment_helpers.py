@@ -38,7 +38,7 @@ def signed_bundle(root: Path, enrol: dict[str, Path], engine, recipient: str, de
     rows = []
     for ref, photo in enrol.items():
         shutil.copy(photo, images / f"{ref}{Path(photo).suffix}")
-        rows.append(f"{ref},{ref}{Path(photo).suffix},wanted: test,lfw-dev,{today:%Y-%m-%d},"
+        rows.append(f"{ref},{ref}{Path(photo).suffix},wanted:test,lfw-dev,{today:%Y-%m-%d},"
                     f"{today + timedelta(days=30):%Y-%m-%d}\n")
     (root / "entries.csv").write_text(COLUMNS + "".join(rows))
     start, end = today - timedelta(minutes=5), today + timedelta(hours=hours)

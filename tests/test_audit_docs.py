@@ -19,5 +19,12 @@ def test_every_event_type_and_field_is_documented():
 
 
 def test_verify_exit_codes_are_documented():
-    for code in (verify.EXIT_OK, verify.EXIT_USAGE, verify.EXIT_UNREADABLE, verify.EXIT_FAILED):
+    for code in (verify.EXIT_OK, verify.EXIT_INTERNAL, verify.EXIT_USAGE, verify.EXIT_UNREADABLE, verify.EXIT_FAILED):
         assert re.search(rf"^\| {code} \| \S", DOC, re.M), f"exit code {code} missing from docs/audit.md"
+
+
+def test_verify_help_lists_the_documented_exit_codes():
+    for code in (verify.EXIT_OK, verify.EXIT_INTERNAL, verify.EXIT_USAGE, verify.EXIT_UNREADABLE, verify.EXIT_FAILED):
+        assert f"{code} " in verify.EXIT_TEXT
+    from appliance.audit.export_format import MAX_LINE_BYTES
+    assert "--partial" in DOC and f"{MAX_LINE_BYTES:,} bytes" in DOC

@@ -246,5 +246,8 @@ def test_since_and_until_select_a_signed_range(tmp_path):
     entry20 = json.loads(json.loads(lines[entry_index(lines, 20)])["entry"])
     summary = export_log(db, tmp_path / "since.jsonl", since=entry20["time"])
     assert summary["first_seq"] <= 20
-    verdict = verify_export(tmp_path / "since.jsonl", key.public_key())
+    verdict = verify_export(tmp_path / "since.jsonl", key.public_key(), partial=True)
     assert verdict.ok and any("partial export" in w for w in verdict.warnings), verdict.render()
+    # without --partial (or the auditor's previous head) nothing shows that the start was not cut
+    verdict = verify_export(tmp_path / "since.jsonl", key.public_key())
+    assert not verdict.ok and "--partial" in verdict.render()

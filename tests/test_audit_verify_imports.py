@@ -22,7 +22,7 @@ FORBIDDEN = ["numpy", "cv2", "onnxruntime", "ai_edge_litert", "litert", "tflite_
              "sqlite_utils", "sqlite3", "paho", "pyrage", "jsonschema", "rich"]
 VERIFIER_FILES = ["appliance/__init__.py", "appliance/audit/__init__.py", "appliance/audit/verify.py",
                   "appliance/audit/verify_checks.py", "appliance/audit/merkle.py",
-                  "appliance/audit/events.py", "appliance/audit/heads.py"]
+                  "appliance/audit/events.py", "appliance/audit/heads.py", "appliance/audit/export_format.py"]
 
 CHILD = IMPORT_BLOCKER + r"""
 sys.path.insert(0, sys.argv[2])

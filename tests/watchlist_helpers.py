@@ -14,7 +14,8 @@ from appliance.keystore.file import FileKeyStore
 from appliance.watchlist.deployment import Deployment
 from appliance.watchlist.manifest import format_time
 from appliance.watchlist.payload import Entry
-from lfr_tools.backoffice.seal import Operation, seal_entries
+from appliance.watchlist import payload
+from lfr_tools.backoffice.seal import Operation, seal_entries, seal_payload
 from appliance.watchlist.verify import UnitTrust
 
 MODEL_ID = "mobilefacenet@d8ba40c0127f"
@@ -98,11 +99,18 @@ def make_unit(root: Path, name: str = "unit") -> Unit:
 
 def seal(unit_or_recipient: Unit | str, authority_dir: Path, entries: list[Entry], *,
          deployment_id: str = "OP-TEST-1", version: int = 1, win: tuple[str, str] | None = None,
-         model_id: str = MODEL_ID) -> bytes:
-    """Seal entries into bundle bytes for a unit (or a raw recipient string)."""
+         model_id: str = MODEL_ID, checked: bool = True) -> bytes:
+    """Seal entries into bundle bytes for a unit (or a raw recipient string).
+
+    ``checked=False`` skips the back office's value checks and signs whatever it is given,
+    as a faulty or compromised back office would: what the unit must then refuse itself.
+    """
     recipient = unit_or_recipient if isinstance(unit_or_recipient, str) else unit_or_recipient.recipient
     start, end = win or window()
     operation = Operation(deployment_id, "PS-4521", start, end, recipient, version)
+    if not checked:
+        return seal_payload(operation, payload.encode(entries, model_id, DIM), len(entries), model_id, DIM,
+                            load_authority(authority_dir))
     return seal_entries(operation, entries, model_id, DIM, load_authority(authority_dir))
 
 

@@ -27,11 +27,18 @@ ENVELOPE_VERSION = 1
 ENVELOPE_KEYS = frozenset({"v", "seq", "log", "unit", "time", "type", "schema", "payload"})
 MAX_ENTRY_BYTES = 2560
 MAX_TEXT = 200
+MAX_COUNT = 2 ** 53 - 1      # the largest integer every JSON reader keeps exact
+MAX_NUMBER = 1e12            # scores and thresholds lie in [-1, 1], ages in seconds: far below
+MAX_INT_DIGITS = 19          # a longer integer literal is refused before int() reads it
+MAX_DEPTH = 8                # entries nest 3 deep, export lines 2: anything deeper is not ours
 
-_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@/+-]{0,63}$")
-_HASH = re.compile(r"^[0-9a-f]{64}$")
-_TIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,9})?(Z|[+-]\d\d:\d\d)$")
-_PATTERNS = {"id": _ID, "hash": _HASH, "time": _TIME}
+# fullmatch, never re.match with "$": "$" also matches before a trailing newline
+ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@/+-]{0,63}")
+_HASH = re.compile(r"[0-9a-f]{64}")
+_LOG = re.compile(r"[0-9a-f]{32}")
+TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,9})?(Z|[+-]\d\d:\d\d)")
+_PATTERNS = {"id": ID, "hash": _HASH, "time": TIME, "log": _LOG}
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 
 FAULT_KINDS = ("camera_lost", "backend_fallback", "broker_down", "disk_low", "audit_write_failed",
                "watchdog", "stage_failed", "other")
@@ -51,10 +58,109 @@ def canonical(obj: object) -> bytes:
                       allow_nan=False).encode("utf-8")
 
 
+def _refuse_constant(name: str) -> float:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _bounded_int(text: str) -> int:
+    if len(text.lstrip("-")) > MAX_INT_DIGITS:
+        raise ValueError(f"an integer of {len(text)} digits is out of range")
+    return int(text)
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"number {text[:24]} is out of range")
+    return value
+
+
+def _unique_keys(pairs: list[tuple[str, object]]) -> dict:
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        seen: set = set()
+        twice = next(key for key, _value in pairs if key in seen or seen.add(key))
+        raise ValueError(f"key {ascii(twice)[:40]} appears twice")
+    return obj
+
+
+def _check_tree(value: object) -> None:
+    """Depth bound and valid Unicode (no lone surrogates from \\u escapes) in every key and string."""
+    stack = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            raise ValueError(f"nested deeper than {MAX_DEPTH} levels")
+        if isinstance(item, str):
+            _check_unicode(item)
+        elif isinstance(item, dict):
+            for key, inner in item.items():
+                _check_unicode(key)
+                stack.append((inner, depth + 1))
+        elif isinstance(item, list):
+            stack.extend((inner, depth + 1) for inner in item)
+
+
+def _check_unicode(text: str) -> None:
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValueError("a string holds a lone surrogate (not Unicode text)") from None
+
+
+def loads_strict(data: bytes | str, limit: int, canonical_checked: bool = False) -> object:
+    """Parse untrusted JSON of at most ``limit`` bytes; raise ValueError for anything but plain data.
+
+    Refused: NaN and Infinity, numbers out of range (huge integers, 1e999), duplicate keys,
+    nesting deeper than MAX_DEPTH, lone surrogates, invalid UTF-8. Standard library only.
+    ``canonical_checked``: the caller compares the result's canonical form with the bytes
+    (which refuses duplicate keys too), so duplicates need not be looked for here.
+    """
+    if isinstance(data, (bytes, bytearray)):
+        if len(data) > limit:
+            raise ValueError(f"longer than {limit} bytes")
+        try:
+            data = bytes(data).decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise ValueError(f"not UTF-8: {exc.reason} at byte {exc.start}") from None
+    elif len(data) > limit:
+        raise ValueError(f"longer than {limit} characters")
+    try:
+        value = (_STRICT_CANONICAL if canonical_checked else _STRICT).decode(data)
+    except RecursionError:
+        raise ValueError(f"nested deeper than {MAX_DEPTH} levels") from None
+    # The walk is needed only where it can find something: a lone surrogate comes only from a
+    # \\uD800-\\uDFFF escape (the text itself is valid UTF-8), and a depth over MAX_DEPTH needs
+    # more than MAX_DEPTH brackets. Genuine lines have neither, so the verifier's hot path skips it.
+    if _SURROGATE_ESCAPE.search(data) or data.count("[") + data.count("{") > MAX_DEPTH:
+        _check_tree(value)
+    return value
+
+
+_STRICT = json.JSONDecoder(parse_int=_bounded_int, parse_float=_finite_float, parse_constant=_refuse_constant,
+                           object_pairs_hook=_unique_keys)
+# for bytes that must also be canonical: re-encoding drops a duplicate key, so the canonical
+# comparison refuses duplicates and the (slower) pairs hook is not needed
+_STRICT_CANONICAL = json.JSONDecoder(parse_int=_bounded_int, parse_float=_finite_float,
+                                     parse_constant=_refuse_constant)
+
+
+def is_count(value: object) -> bool:
+    """A non-negative integer (not a bool) no larger than MAX_COUNT."""
+    return type(value) is int and 0 <= value <= MAX_COUNT
+
+
 def _check_text(value: object, limit: int = MAX_TEXT) -> str | None:
     if not isinstance(value, str):
         return "must be a string"
-    return f"longer than {limit} characters" if len(value) > limit else None
+    if len(value) > limit:
+        return f"longer than {limit} characters"
+    try:
+        _check_unicode(value)
+    except ValueError as exc:
+        return str(exc)
+    return None
 
 
 def _check(kind: object, value: object) -> str | None:
@@ -64,19 +170,24 @@ def _check(kind: object, value: object) -> str | None:
     if kind == "text":
         return _check_text(value)
     if kind in _PATTERNS:
-        ok = isinstance(value, str) and _PATTERNS[kind].match(value)
+        ok = isinstance(value, str) and _PATTERNS[kind].fullmatch(value)
         return None if ok else {"id": "must be an identifier (1-64 of A-Z a-z 0-9 . _ : @ / + -)",
                                 "hash": "must be 64 lowercase hex digits (SHA-256)",
+                                "log": "must be a log id (32 lowercase hex digits)",
                                 "time": "must be an ISO 8601 time with zone"}[kind]
     if kind == "count":
-        ok = isinstance(value, int) and not isinstance(value, bool) and value >= 0
-        return None if ok else "must be a non-negative integer"
+        return None if is_count(value) else f"must be a non-negative integer, at most {MAX_COUNT}"
     if kind == "number":
-        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-        return None if ok else "must be a finite number"
+        ok = type(value) in (int, float) and math.isfinite(value) and abs(value) <= MAX_NUMBER
+        return None if ok else f"must be a finite number of magnitude at most {MAX_NUMBER:g}"
     if kind == "flag":
         return None if isinstance(value, bool) else "must be true or false"
     return _check_mapping(kind, value)
+
+
+def check_value(kind: object, value: object) -> str | None:
+    """Why ``value`` is not of field kind ``kind`` ("id", "time", "count", "text", ...), or None."""
+    return _check(kind, value)
 
 
 def _check_mapping(kind: object, value: object) -> str | None:
@@ -186,9 +297,9 @@ def _field_kind(spec: object) -> tuple[object, bool]:
 
 def validate_payload(event_type: str, payload: object) -> EventSchema:
     """Raise EventError unless ``payload`` matches the schema of ``event_type``; return the schema."""
-    schema = SCHEMAS.get(event_type)
+    schema = SCHEMAS.get(event_type) if isinstance(event_type, str) else None
     if schema is None:
-        raise EventError(f"unknown event type {event_type!r}; known: {', '.join(sorted(SCHEMAS))}")
+        raise EventError(f"unknown event type {ascii(event_type)[:40]}; known: {', '.join(sorted(SCHEMAS))}")
     if not isinstance(payload, dict):
         raise EventError(f"{event_type}: payload must be a mapping")
     unknown = sorted(set(payload) - set(schema.fields))
@@ -219,20 +330,34 @@ def encode_entry(seq: int, log_id: str, unit: str, time: str, event_type: str,
     return data
 
 
+_ENVELOPE_KINDS = {"seq": "count", "log": "log", "unit": "id", "time": "time"}
+
+
 def decode_entry(data: bytes | str) -> dict:
-    """Parse entry bytes and check the envelope and payload schema; raise EventError."""
-    if len(data) > MAX_ENTRY_BYTES:
-        raise EventError(f"entry larger than {MAX_ENTRY_BYTES} bytes")
+    """Parse entry bytes and check the envelope and payload schema; raise EventError.
+
+    The bytes must be exactly the canonical form the log writes, so no two readers
+    can see different fields in the same signed bytes.
+    """
     try:
-        entry = json.loads(data)
+        raw = data.encode("utf-8") if isinstance(data, str) else bytes(data)
+        entry = loads_strict(raw, MAX_ENTRY_BYTES, canonical_checked=True)
     except ValueError as exc:
-        raise EventError(f"not JSON: {exc}") from None
+        raise EventError(f"not an audit entry: {exc}") from None
     if not isinstance(entry, dict) or set(entry) != ENVELOPE_KEYS:
         raise EventError("not an audit entry envelope")
-    if entry["v"] != ENVELOPE_VERSION:
-        raise EventError(f"envelope version {entry['v']!r} unsupported")
+    if type(entry["v"]) is not int or entry["v"] != ENVELOPE_VERSION:
+        raise EventError(f"envelope version {ascii(entry['v'])[:20]} unsupported")
+    for name, kind in _ENVELOPE_KINDS.items():
+        why = _check(kind, entry[name])
+        if why:
+            raise EventError(f"envelope field {name!r} {why}")
+    if not isinstance(entry["type"], str):
+        raise EventError("envelope field 'type' must be a string")
     schema = validate_payload(entry["type"], entry["payload"])
-    if not schema.knows(entry["schema"]):
-        raise EventError(f"{entry['type']}: schema v{entry['schema']} unsupported "
+    if type(entry["schema"]) is not int or not schema.knows(entry["schema"]):
+        raise EventError(f"{entry['type']}: schema v{ascii(entry['schema'])[:20]} unsupported "
                          f"(this verifier knows v{schema.version})")
+    if canonical(entry) != raw:
+        raise EventError("entry bytes are not the canonical JSON the log writes")
     return entry

@@ -24,7 +24,9 @@ from ..errors import AuditError, InputError
 from . import heads
 from .log import AuditLog, connect, iter_entries, load_heads, read_meta
 from .merkle import TreeLevels, leaf_hash
-from .verify import EXPORT_FORMAT, EXPORT_VERSION, load_head_file
+from .events import TIME
+from .export_format import EXPORT_FORMAT, EXPORT_VERSION, ExportFormatError
+from .verify import load_head_file
 
 
 def _b64(hashes: list[bytes]) -> list[str]:
@@ -55,6 +57,21 @@ def _first_seq(db, since: str | None, previous: heads.TreeHead | None, hi: int) 
     return previous.fields["tree_size"] if previous is not None else 0
 
 
+def _check_times(since: str | None, until: str | None) -> None:
+    for name, value in (("--since", since), ("--until", until)):
+        if value is not None and not TIME.fullmatch(value):
+            raise InputError(f"{name} {value!r} is not a UTC time", fix=f"write it like 2026-11-28T09:00:00Z")
+
+
+def _load_previous(path: Path | None) -> heads.TreeHead | None:
+    if path is None:
+        return None
+    try:
+        return load_head_file(Path(path))
+    except ExportFormatError as exc:
+        raise InputError(str(exc), fix="pass the head (or export file) from this unit's previous export") from None
+
+
 def _check_previous(previous: heads.TreeHead, public, final: dict) -> dict:
     try:
         fields = heads.verify_head(previous, public)
@@ -71,13 +88,14 @@ def _check_previous(previous: heads.TreeHead, public, final: dict) -> dict:
 def export_log(db_path: Path, out: Path, *, since: str | None = None, until: str | None = None,
                previous_head: Path | None = None) -> dict:
     """Write the export file ``out`` from the log at ``db_path``; return a summary."""
+    _check_times(since, until)
+    previous = _load_previous(previous_head)
     db = connect(Path(db_path), readonly=True)
     try:
         meta = read_meta(db)
         public = heads.load_public_key(meta["public_key"])
         final = _pick_final(load_heads(db), until)
         final_fields = final.fields
-        previous = load_head_file(Path(previous_head)) if previous_head else None
         prev_fields = _check_previous(previous, public, final_fields) if previous else None
         hi = final_fields["tree_size"]
         lo = _first_seq(db, since, previous, hi)

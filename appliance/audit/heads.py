@@ -15,19 +15,24 @@ with another signed object of the unit (an alert, a status message).
 from __future__ import annotations
 
 import base64
+import binascii
 import hashlib
-import json
+import re
 from dataclasses import dataclass
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from .events import canonical
+from .events import ID, MAX_COUNT, TIME, canonical, is_count, loads_strict
 
 SIGNING_CONTEXT = b"lfr-audit-tree-head/v1\n"
 HEAD_VERSION = 1
 HEAD_KEYS = frozenset({"v", "log", "unit", "head_no", "tree_size", "root", "time", "prev", "reason"})
+HEAD_REASONS = frozenset({"created", "entries", "interval", "recovery", "shutdown", "export"})
+MAX_HEAD_BYTES = 1024
+_LOG = re.compile(r"[0-9a-f]{32}")
+_PREV = re.compile(r"(|[0-9a-f]{64})")
 
 
 class HeadError(ValueError):
@@ -74,8 +79,8 @@ class TreeHead:
 
     @property
     def fields(self) -> dict:
-        """The parsed body."""
-        return json.loads(self.body)
+        """The parsed and checked body (HeadError when it is not a tree head body)."""
+        return check_fields(self)
 
     def digest(self) -> str:
         """SHA-256 hex of the body: what the next head's ``prev`` names."""
@@ -90,48 +95,66 @@ class TreeHead:
         """Parse the export form; raise HeadError when it is not one."""
         if not isinstance(obj, dict) or set(obj) != {"body", "signature"}:
             raise HeadError("a tree head must be {\"body\": ..., \"signature\": ...}")
+        if not isinstance(obj["body"], str) or not isinstance(obj["signature"], str):
+            raise HeadError("a tree head's body and signature must be text")
         try:
-            head = cls(obj["body"].encode("utf-8"), base64.b64decode(obj["signature"], validate=True))
-        except (AttributeError, ValueError) as exc:
+            head = cls(obj["body"].encode("utf-8"), binascii.a2b_base64(obj["signature"], strict_mode=True))
+        except ValueError as exc:
             raise HeadError(f"malformed tree head: {exc}") from None
+        if len(head.signature) != 64:
+            raise HeadError("a tree head's signature is not 64 bytes (Ed25519)")
         check_fields(head)
         return head
 
 
+_TEXT_FIELDS = {"log": (_LOG, "a log id (32 hex digits)"), "unit": (ID, "an identifier"),
+                "time": (TIME, "an ISO 8601 time"), "prev": (_PREV, "empty or 64 hex digits"),
+                "reason": (re.compile("|".join(sorted(HEAD_REASONS))), "a head reason")}
+
+
 def check_fields(head: TreeHead) -> dict:
-    """Parse and check the body's fields; raise HeadError naming what is wrong."""
+    """Parse and check the body's fields (every one typed and bounded); raise HeadError naming what is wrong."""
     try:
-        fields = json.loads(head.body)
+        fields = loads_strict(head.body, MAX_HEAD_BYTES, canonical_checked=True)
     except ValueError as exc:
-        raise HeadError(f"head body is not JSON: {exc}") from None
+        raise HeadError(f"head body is not a tree head: {exc}") from None
     if not isinstance(fields, dict) or set(fields) != HEAD_KEYS:
         raise HeadError("head body does not have the tree head fields")
-    if fields["v"] != HEAD_VERSION:
-        raise HeadError(f"head version {fields['v']!r} unsupported")
+    if type(fields["v"]) is not int or fields["v"] != HEAD_VERSION:
+        raise HeadError(f"head version {ascii(fields['v'])[:20]} unsupported")
     for name in ("head_no", "tree_size"):
-        if not isinstance(fields[name], int) or isinstance(fields[name], bool) or fields[name] < 0:
-            raise HeadError(f"head field {name} must be a non-negative integer")
+        if not is_count(fields[name]):
+            raise HeadError(f"head field {name} must be a non-negative integer, at most {MAX_COUNT}")
+    for name, (pattern, what) in _TEXT_FIELDS.items():
+        if not isinstance(fields[name], str) or not pattern.fullmatch(fields[name]):
+            raise HeadError(f"head field {name} must be {what}")
     if len(root_of(fields)) != 32:
         raise HeadError("head root is not 32 bytes")
+    if canonical(fields) != head.body:
+        raise HeadError("head body is not the canonical JSON the unit signs")
     return fields
 
 
 def root_of(fields: dict) -> bytes:
     """The Merkle root bytes named by a head body."""
     try:
-        return base64.b64decode(fields["root"], validate=True)
+        return binascii.a2b_base64(fields["root"], strict_mode=True)
     except (ValueError, TypeError):
         raise HeadError("head root is not base64") from None
 
 
 def sign_head(key: Ed25519PrivateKey, *, unit: str, head_no: int, tree_size: int, root: bytes,
               time: str, prev: str, reason: str) -> TreeHead:
-    """Build and sign a tree head with the unit key."""
+    """Build and sign a tree head with the unit key (only a body every verifier accepts is signed)."""
+    if reason not in HEAD_REASONS:
+        raise HeadError(f"head reason {reason!r} is not one of {', '.join(sorted(HEAD_REASONS))}")
     body = canonical({"v": HEAD_VERSION, "log": log_id(key.public_key()), "unit": unit,
                       "head_no": head_no, "tree_size": tree_size,
                       "root": base64.b64encode(root).decode(), "time": time, "prev": prev,
                       "reason": reason})
-    return TreeHead(body, key.sign(SIGNING_CONTEXT + body))
+    head = TreeHead(body, key.sign(SIGNING_CONTEXT + body))
+    check_fields(head)  # e.g. a unit id that is not an identifier: refused here, not by every auditor later
+    return head
 
 
 def verify_head(head: TreeHead, key: Ed25519PublicKey) -> dict:

@@ -7,7 +7,6 @@ alerts per 1,000 faces. Definitions are in docs/audit.md.
 """
 from __future__ import annotations
 
-import json
 from collections import Counter
 from pathlib import Path
 from typing import Iterable, Iterator
@@ -28,23 +27,27 @@ def entries_from_db(db_path: Path) -> tuple[list[dict], dict | None]:
     return entries, (stored[-1].fields if stored else None)
 
 
-def entries_from_export(path: Path, unit_key=None) -> tuple[list[dict], dict | None]:
-    """Decoded entries of an export, only after it verifies (raise AuditError otherwise)."""
-    from .verify import verify_export  # noqa: PLC0415 (keeps report usable without verify when reading the DB)
+def entries_from_export(path: Path, unit_key=None, previous_head=None,
+                        partial: bool = False) -> tuple[list[dict], dict | None]:
+    """The entries an export holds, exactly as its verification accepted them (AuditError otherwise).
 
-    verdict = verify_export(Path(path), unit_key)
-    if not verdict.ok:
+    The file is read once, by the verifier; the report counts only the entries it kept,
+    so nothing the verifier skipped or refused can reach a figure.
+    """
+    from .verify import verify_export  # noqa: PLC0415 (keeps report usable without verify when reading the DB)
+    from .verify_checks import ExportFormatError  # noqa: PLC0415
+
+    try:
+        verdict = verify_export(Path(path), unit_key, previous_head, partial=partial, keep_entries=True)
+    except ExportFormatError as exc:
+        raise AuditError(f"{path} is not a readable audit export: {exc}",
+                         fix=f"run `appliance audit verify {path}` and export again from the unit") from None
+    if not verdict.ok or verdict.entries is None:
         where, why = verdict.problems[0]
         raise AuditError(f"{path} does not verify ({len(verdict.problems)} problem(s)); first: {where}: {why}",
                          fix=f"run `appliance audit verify {path}` for every problem")
-    entries = []
-    with open(path, encoding="utf-8") as fh:
-        for line in fh:
-            obj = json.loads(line)
-            if "entry" in obj:
-                entries.append(events.decode_entry(obj["entry"]))
-    return entries, {"head_no": verdict.facts["final_head_no"], "tree_size": verdict.facts["tree_size"],
-                     "root": verdict.facts["root"], "time": verdict.facts["final_time"]}
+    return verdict.entries, {"head_no": verdict.facts["final_head_no"], "tree_size": verdict.facts["tree_size"],
+                             "root": verdict.facts["root"], "time": verdict.facts["final_time"]}
 
 
 def deployment_entries(entries: list[dict], deployment: str) -> Iterator[dict]:

@@ -1,17 +1,20 @@
 """Offline verification of an audit export: what an auditor runs on a laptop.
 
-Imports the standard library, ``cryptography`` and this package's merkle, events
-and heads modules only (tests/test_audit_verify_imports.py proves it), so
-``python -m appliance.audit.verify EXPORT [--unit-key KEY] [--previous-head FILE]``
+Imports the standard library, ``cryptography`` and this package's merkle, events,
+heads, export_format and verify_checks modules only (tests/test_audit_verify_imports.py
+proves it), so ``python -m appliance.audit.verify EXPORT [--unit-key KEY] [--previous-head FILE]``
 runs without numpy, OpenCV, an inference runtime, pydantic, sqlite-utils or MQTT.
 
 It checks every head signature and the head chain, recomputes the Merkle tree
 over the entries (when the export starts at seq 0), checks every inclusion proof
-and consistency proof, and names each entry or tree head that fails and why.
+and consistency proof, cross-checks every header field against the signed heads
+and entries, refuses anything after the end line, and names each entry or tree
+head that fails and why.
 
-Exit codes: 0 verified; 2 usage error; 4 the file is not a readable export;
-10 verification failed (altered, reordered, truncated, spliced or not signed by
-the unit key). Also in docs/audit.md.
+Exit codes: 0 verified; 1 internal error (a bug in the verifier); 2 usage error;
+4 the file (or key or previous head) is not readable as one; 10 verification
+failed (altered, reordered, deleted, truncated, appended, spliced, not anchored,
+or not signed by the unit key). Also in docs/audit.md.
 """
 from __future__ import annotations
 
@@ -22,12 +25,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import heads
+from .export_format import (EXPORT_FORMAT, EXPORT_VERSION, ExportReader, check_header,  # noqa: F401
+                            read_small_file)
 from .verify_checks import (ExportFormatError, check_entries, check_heads, check_previous,
-                            check_previous_head, check_sequence)
+                            check_previous_head, check_sequence, check_start, check_times)
 
-EXPORT_FORMAT = "lfr-audit-export"
-EXPORT_VERSION = 1
-EXIT_OK, EXIT_USAGE, EXIT_UNREADABLE, EXIT_FAILED = 0, 2, 4, 10
+EXIT_OK, EXIT_INTERNAL, EXIT_USAGE, EXIT_UNREADABLE, EXIT_FAILED = 0, 1, 2, 4, 10
+EXIT_TEXT = "exit codes: 0 verified, 1 internal error, 2 usage error, 4 unreadable export, 10 verification failed"
 MAX_SHOWN = 50
 
 
@@ -38,6 +42,7 @@ class Verdict:
     problems: list[tuple[str, str]] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     facts: dict = field(default_factory=dict)
+    entries: list[dict] | None = None  # the decoded entries, kept on request and only when ok
 
     @property
     def ok(self) -> bool:
@@ -70,70 +75,31 @@ class Verdict:
 
 
 def load_head_file(path: Path) -> heads.TreeHead:
-    """A tree head from a head JSON file or from an export (its final head)."""
+    """A tree head from a head JSON file or from an export (its final head); ExportFormatError otherwise."""
     try:
-        with open(path, encoding="utf-8") as fh:
-            first = json.loads(fh.readline())
-            if isinstance(first, dict) and first.get("format") == EXPORT_FORMAT:
-                last = None
-                for line in fh:
-                    obj = json.loads(line)
-                    if "head" not in obj:
-                        break
-                    last = obj["head"]
-                if last is None:
-                    raise ExportFormatError(f"{path}: export holds no tree head")
-                return heads.TreeHead.from_json(last)
-            return heads.TreeHead.from_json(first)
-    except (OSError, ValueError) as exc:
+        with ExportReader(Path(path)) as reader:
+            first = reader.next()
+            if first is None:
+                raise ExportFormatError(f"{path}: empty file")
+            if first.get("format") != EXPORT_FORMAT:
+                return heads.TreeHead.from_json(first)
+            last = None
+            while (obj := reader.next()) is not None and "head" in obj:
+                last = obj["head"]
+            if last is None:
+                raise ExportFormatError(f"{path}: export holds no tree head")
+            return heads.TreeHead.from_json(last)
+    except heads.HeadError as exc:
         raise ExportFormatError(f"{path}: not a tree head or export file: {exc}") from None
-
-
-class _Reader:
-    """Reads an export line by line, remembering the line number for messages."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.fh = open(path, encoding="utf-8")  # noqa: SIM115 - closed by verify_export
-        self.line_no = 0
-        self.pending: dict | None = None
-
-    def next(self) -> dict | None:
-        """The next JSON object, or None at end of file."""
-        if self.pending is not None:
-            obj, self.pending = self.pending, None
-            return obj
-        try:
-            line = self.fh.readline()
-        except UnicodeDecodeError as exc:
-            raise ExportFormatError(f"{self.path}: line {self.line_no + 1} is not UTF-8: {exc}") from None
-        if not line:
-            return None
-        self.line_no += 1
-        try:
-            obj = json.loads(line)
-        except ValueError as exc:
-            raise ExportFormatError(f"{self.path}: line {self.line_no} is not JSON: {exc}") from None
-        if not isinstance(obj, dict):
-            raise ExportFormatError(f"{self.path}: line {self.line_no} is not a JSON object")
-        return obj
-
-
-def _read_header(reader: _Reader) -> dict:
-    header = reader.next()
-    if not header or header.get("format") != EXPORT_FORMAT:
-        raise ExportFormatError(f"{reader.path}: not an audit export (no '{EXPORT_FORMAT}' header)")
-    if header.get("version") != EXPORT_VERSION:
-        raise ExportFormatError(f"{reader.path}: export version {header.get('version')!r} unsupported "
-                                f"(this verifier reads version {EXPORT_VERSION})")
-    return header
 
 
 def _choose_key(header: dict, pinned, verdict: Verdict):
     try:
-        carried = heads.load_public_key(str(header.get("public_key", "")))
+        carried = heads.load_public_key(header["public_key"])
     except heads.HeadError as exc:
         raise ExportFormatError(f"export header: unit public key unreadable: {exc}") from None
+    if header["key_fingerprint"] != heads.fingerprint(carried) or header["log_id"] != heads.log_id(carried):
+        verdict.fail("export header", "its key fingerprint or log id is not the one of the key it carries")
     if pinned is None:
         verdict.warnings.append("unit key taken from the export itself; pin the key you hold for "
                                 "this unit with --unit-key")
@@ -146,20 +112,23 @@ def _choose_key(header: dict, pinned, verdict: Verdict):
     return pinned
 
 
-def verify_export(path: Path, unit_key=None, previous_head: heads.TreeHead | None = None) -> Verdict:
-    """Verify the export at ``path``; raise ExportFormatError when it cannot be read at all."""
+def verify_export(path: Path, unit_key=None, previous_head: heads.TreeHead | None = None, *,
+                  partial: bool = False, keep_entries: bool = False) -> Verdict:
+    """Verify the export at ``path``; raise ExportFormatError when it cannot be read at all.
+
+    ``previous_head`` is the auditor's own last verified head: the only thing that can show
+    that an export starting after seq 0 left nothing out. Without it such an export fails
+    unless ``partial`` accepts verifying just the window it holds. With ``keep_entries``
+    the verdict keeps the decoded entries (what `audit report --export` counts).
+    """
     verdict = Verdict()
-    try:
-        reader = _Reader(Path(path))
-    except OSError as exc:
-        raise ExportFormatError(f"{path}: cannot read: {exc.strerror}") from None
-    with reader.fh:
-        header = _read_header(reader)
+    with ExportReader(Path(path)) as reader:
+        header = check_header(reader.next(), reader.path)
         key = _choose_key(header, unit_key, verdict)
         log_id = heads.log_id(key)
-        verdict.facts.update(unit=header.get("unit"), log_id=log_id, key_fingerprint=heads.fingerprint(key))
-        previous_head = previous_head or _carried_previous(header)
-        prev = check_previous_head(previous_head, key, verdict)
+        verdict.facts.update(unit=header["unit"], log_id=log_id, key_fingerprint=heads.fingerprint(key))
+        against = previous_head or _carried_previous(header)
+        prev = check_previous_head(against, key, verdict)
         chain = check_heads(reader, header, key, verdict)
         if chain is None:
             return verdict
@@ -168,18 +137,21 @@ def verify_export(path: Path, unit_key=None, previous_head: heads.TreeHead | Non
                 (f"your previous head #{prev['head_no']} (tree size {prev['tree_size']})",
                  heads.root_of(prev), "does not match entries 0..{last} as exported: the log was "
                  "rewritten since that head was verified"))
-        seqs = check_entries(reader, header, chain, log_id, verdict)
-        check_sequence(seqs, header, chain, verdict)
-        check_previous(prev, previous_head, header, chain, verdict)
-    if prev is None and header["first_seq"] > 0:
-        verdict.warnings.append(f"partial export from seq {header['first_seq']}: pass --previous-head "
-                                "(your last verified head) to prove nothing before it was left out")
+        scan = check_entries(reader, header, chain, log_id, verdict, keep=keep_entries)
+    check_sequence(scan.seqs, header, chain, verdict)
+    anchor = prev if previous_head is not None else None
+    check_start(header, chain, anchor, partial, verdict)
+    check_previous(prev, against, header, chain, verdict)
+    check_times(header, chain, scan.first_time, verdict)
+    verdict.entries = scan.decoded if verdict.ok else None
     return verdict
 
 
 def _carried_previous(header: dict) -> heads.TreeHead | None:
-    """The previous head the export itself claims (checked too when the auditor gives none)."""
-    if not header.get("previous_head"):
+    """The previous head the export itself claims (checked, but it proves nothing about what was left out)."""
+    if header["previous_head"] is None:
+        if header["previous_consistency"] is not None:
+            raise ExportFormatError("export header: previous_consistency without previous_head")
         return None
     try:
         return heads.TreeHead.from_json(header["previous_head"])
@@ -190,11 +162,15 @@ def _carried_previous(header: dict) -> heads.TreeHead | None:
 def main(argv: list[str] | None = None) -> int:
     """Standalone entry point: ``python -m appliance.audit.verify``; returns the exit code."""
     parser = argparse.ArgumentParser(prog="appliance audit verify", description=__doc__.split("\n\n")[0],
-                                     epilog="exit codes: 0 verified, 2 usage error, 4 unreadable export, "
-                                            "10 verification failed")
+                                     epilog=EXIT_TEXT)
     add_arguments(parser)
     args = parser.parse_args(argv)
-    return run(args)
+    try:
+        return run(args)
+    except Exception as exc:  # noqa: BLE001 - the verifier's one boundary: a bug, never a traceback
+        print(f"error: internal error in the verifier: {type(exc).__name__}: {exc}", file=sys.stderr)
+        print("fix: this is a bug in the verifier; keep the file and report it", file=sys.stderr)
+        return EXIT_INTERNAL
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -202,15 +178,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("export", help="the export file (.jsonl) to verify")
     parser.add_argument("--unit-key", help="the unit's Ed25519 public key: a PEM file, or base64/hex text")
     parser.add_argument("--previous-head", help="your last verified head (a head file or previous export)")
+    parser.add_argument("--partial", action="store_true",
+                        help="accept an export that starts after seq 0 without --previous-head "
+                             "(verifies only the window it holds)")
     parser.add_argument("--json", action="store_true", help="print the verdict as JSON")
 
 
 def run(args: argparse.Namespace) -> int:
     """Verify per ``args``, print the verdict, return the documented exit code."""
     try:
-        pinned = _load_pinned(args.unit_key) if args.unit_key else None
+        pinned = load_pinned(args.unit_key) if args.unit_key else None
         previous = load_head_file(Path(args.previous_head)) if args.previous_head else None
-        verdict = verify_export(Path(args.export), pinned, previous)
+        verdict = verify_export(Path(args.export), pinned, previous, partial=args.partial)
     except (ExportFormatError, heads.HeadError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_UNREADABLE
@@ -222,9 +201,10 @@ def run(args: argparse.Namespace) -> int:
     return EXIT_OK if verdict.ok else EXIT_FAILED
 
 
-def _load_pinned(value: str):
+def load_pinned(value: str):
+    """The unit key to pin: a key file (PEM or text) or the key itself as base64/hex text."""
     path = Path(value)
-    text = path.read_text(encoding="utf-8") if path.is_file() else value
+    text = read_small_file(path) if path.exists() else value
     return heads.load_public_key(text)
 
 

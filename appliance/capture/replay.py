@@ -14,6 +14,7 @@ import cv2
 import numpy as np
 from pydantic import Field
 
+from .. import imagefile
 from ..errors import CaptureError
 from ..paths import resolve
 from .base import CaptureSettings, Frame
@@ -46,10 +47,12 @@ def _image_paths(folder: Path) -> list[Path]:
 
 
 def _read_image(path: Path) -> np.ndarray:
-    image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-    if image is None:
-        raise CaptureError(f"cannot decode replay frame {path}", fix="remove or replace the broken file")
-    return image
+    """One replay frame, its pixel count checked from the header before decoding (imagefile.py)."""
+    try:
+        return imagefile.read_file(path, cv2.IMREAD_UNCHANGED)
+    except imagefile.ImageRefused as exc:
+        raise CaptureError(f"cannot decode replay frame {path}: {exc}",
+                           fix="remove or replace the broken or oversized file") from None
 
 
 class ReplaySource:

@@ -38,7 +38,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    """Verify an export offline; exit 0 verified, 4 unreadable, 10 failed (docs/audit.md)."""
+    """Verify an export offline; exit 0 verified, 1 internal, 4 unreadable, 10 failed (docs/audit.md)."""
     from ..audit import verify  # noqa: PLC0415
 
     return verify.run(args)
@@ -49,15 +49,29 @@ def cmd_report(args: argparse.Namespace) -> int:
     from ..audit import report  # noqa: PLC0415
 
     if args.export:
-        from ..audit.verify import _load_pinned  # noqa: PLC0415
-
-        pinned = _load_pinned(args.unit_key) if args.unit_key else None
-        entries, head = report.entries_from_export(Path(args.export), pinned)
+        entries, head = _verified_entries(args)
     else:
         entries, head = report.entries_from_db(_db(args))
     result = report.build_report(entries, args.deployment) | {"as_of_head": head}
     print(json.dumps(result, indent=2) if args.json else report.render(result))
     return 0
+
+
+def _verified_entries(args: argparse.Namespace) -> tuple[list[dict], dict | None]:
+    """The entries of ``--export`` as its verification accepted them (key and head files read safely)."""
+    from ..audit import report  # noqa: PLC0415
+    from ..audit.verify import load_head_file, load_pinned  # noqa: PLC0415
+    from ..audit.verify_checks import ExportFormatError  # noqa: PLC0415
+    from ..audit.heads import HeadError  # noqa: PLC0415
+    from ..errors import InputError  # noqa: PLC0415
+
+    try:
+        pinned = load_pinned(args.unit_key) if args.unit_key else None
+        previous = load_head_file(Path(args.previous_head)) if args.previous_head else None
+    except (ExportFormatError, HeadError) as exc:
+        raise InputError(str(exc), fix="pass the unit's public key (`appliance audit key`) and your last "
+                                       "verified head file") from None
+    return report.entries_from_export(Path(args.export), pinned, previous, partial=args.partial)
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -116,8 +130,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                                            "and start after it")
     q.add_argument("--no-sign", action="store_true", help="do not sign a head over uncovered entries first")
     q.set_defaults(func=cmd_export)
-    q = asub.add_parser("verify", help="verify an export offline (Python + cryptography only)",
-                        epilog="exit codes: 0 verified, 2 usage, 4 unreadable export, 10 verification failed")
+    from ..audit.verify import EXIT_TEXT  # noqa: PLC0415
+
+    q = asub.add_parser("verify", help="verify an export offline (Python + cryptography only)", epilog=EXIT_TEXT)
     add_arguments(q)
     q.set_defaults(func=cmd_verify)
     q = asub.add_parser("report", help="alerts, adjudications and the officer-verified alert rate")
@@ -126,6 +141,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--json", action="store_true", help="JSON output")
     q.add_argument("--export", help="report from a verified export file instead of the database")
     q.add_argument("--unit-key", help="with --export: the unit's public key to pin")
+    q.add_argument("--previous-head", help="with --export: your last verified head (for an export that "
+                                           "starts after seq 0)")
+    q.add_argument("--partial", action="store_true", help="with --export: accept a window without --previous-head")
     q.set_defaults(func=cmd_report)
     q = asub.add_parser("status", help="entries, last signed head and free space")
     _common(q)

@@ -1,12 +1,21 @@
-"""File key store: keys as 0600 files in a 0700 folder (development and first units)."""
+"""File key store: keys as 0600 files in a 0700 folder (development and first units).
+
+Every read is defensive: the folder must be a real directory (not a symlink) that only
+its owner can enter, and a key file must be a regular file (never a FIFO, which would
+block the unit forever, or a directory), not a symlink, 0600 or stricter, non-empty
+and small; its content must parse as the key it should be. Anything else is a
+KeyStoreError (exit code 8) that names the file and the fix.
+"""
 from __future__ import annotations
 
+import errno
 import os
 import re
 import stat
 from pathlib import Path
 
 import pyrage
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
@@ -14,10 +23,59 @@ from ..errors import KeyStoreError
 from ..keyid import fingerprint  # noqa: F401  (re-exported: the key store shows keys by it)
 
 KEY = "file"
+MAX_KEY_BYTES = 16 * 1024
 SIGNING_FILE = "unit-ed25519.pem"
 AGE_FILE = "unit-age.key"
 DEPLOYMENT_DIR = "deployments"
-_DEPLOYMENT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,80}$")
+_DEPLOYMENT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,80}")
+
+
+def check_private_dir(folder: Path) -> None:
+    """``folder`` must be a directory (not a symlink to one) that group and others cannot enter."""
+    try:
+        info = os.lstat(folder)
+    except FileNotFoundError:
+        raise KeyStoreError(f"no key folder at {folder}", fix="run `appliance keys init` on this unit") from None
+    except OSError as exc:
+        raise KeyStoreError(f"cannot read the key folder {folder}: {exc.strerror}", fix=f"check {folder}") from None
+    if stat.S_ISLNK(info.st_mode):
+        raise KeyStoreError(f"the key folder {folder} is a symlink", fix=f"make {folder} a real directory (mode 700)")
+    if not stat.S_ISDIR(info.st_mode):
+        raise KeyStoreError(f"the key folder {folder} is not a directory", fix=f"make {folder} a directory (mode 700)")
+    if info.st_mode & 0o077:
+        raise KeyStoreError(f"the key folder {folder} is open to group or others (mode {oct(info.st_mode & 0o777)})",
+                            fix=f"chmod 700 {folder}")
+
+
+def _check_opened(fd: int, path: Path) -> None:
+    """A regular file of mode 0600 or stricter; else close ``fd`` and raise KeyStoreError."""
+    info = os.fstat(fd)
+    why = None
+    if not stat.S_ISREG(info.st_mode):
+        why, fix = f"{path} is not a regular file", f"restore {path} from the unit's provisioning"
+    elif info.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
+        why, fix = f"{path} is readable by others (mode {oct(info.st_mode & 0o777)})", f"chmod 600 {path}"
+    if why:
+        os.close(fd)
+        raise KeyStoreError(why, fix=fix)
+
+
+def read_secret(path: Path) -> bytes:
+    """The bytes of a key file: regular, not a symlink, 0600 or stricter, 1..MAX_KEY_BYTES; never blocks."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except FileNotFoundError:
+        raise KeyStoreError(f"no key at {path}", fix="run `appliance keys init` on this unit") from None
+    except OSError as exc:  # ELOOP: a symlink; EACCES: not ours
+        why = "is a symlink" if exc.errno == errno.ELOOP else f"cannot be read: {exc.strerror}"
+        raise KeyStoreError(f"{path} {why}", fix=f"restore {path} as a regular 0600 file of this unit") from None
+    _check_opened(fd, path)
+    with os.fdopen(fd, "rb") as fh:
+        data = fh.read(MAX_KEY_BYTES + 1)
+    if not data or len(data) > MAX_KEY_BYTES:
+        raise KeyStoreError(f"{path} is {'empty' if not data else 'too large'} for a key file",
+                            fix=f"restore {path} from the unit's provisioning, or re-provision the unit")
+    return data
 
 
 def _write_secret(path: Path, data: bytes) -> None:
@@ -43,6 +101,8 @@ class FileKeyStore:
         if self.exists():
             raise KeyStoreError(f"keys already exist in {self.root}",
                                 fix="keep them; delete the folder only to re-provision the unit")
+        if self.root.is_symlink():
+            raise KeyStoreError(f"the key folder {self.root} is a symlink", fix=f"make {self.root} a real directory")
         self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
         os.chmod(self.root, 0o700)
         pem = Ed25519PrivateKey.generate().private_bytes(
@@ -51,31 +111,42 @@ class FileKeyStore:
         _write_secret(self.root / AGE_FILE, (str(pyrage.x25519.Identity.generate()) + "\n").encode())
 
     def _read(self, name: str) -> bytes:
+        check_private_dir(self.root)
         path = self.root / name
-        try:
-            mode = path.stat().st_mode
-        except FileNotFoundError:
-            raise KeyStoreError(f"no key at {path}", fix="run `appliance keys init` on this unit") from None
-        if mode & (stat.S_IRWXG | stat.S_IRWXO):
-            raise KeyStoreError(f"{path} is readable by others (mode {oct(mode & 0o777)})",
-                                fix=f"chmod 600 {path}")
-        return path.read_bytes()
+        if path.parent != self.root:
+            check_private_dir(path.parent)
+        return read_secret(path)
 
     def signing_key(self) -> Ed25519PrivateKey:
         """The unit's Ed25519 private key."""
-        key = serialization.load_pem_private_key(self._read(SIGNING_FILE), password=None)
+        path = self.root / SIGNING_FILE
+        try:
+            key = serialization.load_pem_private_key(self._read(SIGNING_FILE), password=None)
+        except (ValueError, TypeError, UnsupportedAlgorithm):
+            raise KeyStoreError(f"{path} is not a readable PEM private key (damaged, truncated or replaced)",
+                                fix="restore it from the unit's provisioning, or re-provision the unit") from None
         if not isinstance(key, Ed25519PrivateKey):
-            raise KeyStoreError(f"{self.root / SIGNING_FILE} is not an Ed25519 key",
-                                fix="re-provision the unit's keys")
+            raise KeyStoreError(f"{path} is not an Ed25519 key", fix="re-provision the unit's keys")
         return key
 
     def verify_key(self) -> Ed25519PublicKey:
         """The unit's Ed25519 public key."""
         return self.signing_key().public_key()
 
+    def _identity(self, name: str) -> str:
+        """An age identity file's text, checked to parse as an X25519 identity."""
+        try:
+            text = self._read(name).decode("ascii").strip()
+            pyrage.x25519.Identity.from_str(text)
+        except (UnicodeDecodeError, pyrage.IdentityError):
+            raise KeyStoreError(f"{self.root / name} is not an age X25519 identity (damaged, truncated or "
+                                "replaced)", fix="restore it from the unit's provisioning, or re-provision "
+                                                 "the unit") from None
+        return text
+
     def age_identity(self) -> str:
         """The unit's age identity string."""
-        return self._read(AGE_FILE).decode().strip()
+        return self._identity(AGE_FILE)
 
     def age_recipient(self) -> str:
         """The unit's age recipient string (give this to the back office)."""
@@ -86,7 +157,7 @@ class FileKeyStore:
         return self.verify_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
 
     def _deployment_path(self, name: str) -> Path:
-        if not _DEPLOYMENT_NAME.match(name):
+        if not _DEPLOYMENT_NAME.fullmatch(name):
             raise KeyStoreError(f"'{name}' is not a valid deployment key name", fix="use the deployment id")
         return self.root / DEPLOYMENT_DIR / f"{name}.key"
 
@@ -110,20 +181,28 @@ class FileKeyStore:
 
     def deployment_identity(self, name: str) -> str:
         """The age identity string of one deployment."""
-        return self._read(f"{DEPLOYMENT_DIR}/{self._deployment_path(name).name}").decode().strip()
+        return self._identity(f"{DEPLOYMENT_DIR}/{self._deployment_path(name).name}")
 
     def destroy_deployment_identity(self, name: str) -> bool:
         """Overwrite and delete one deployment's key; False when it was already gone."""
         path = self._deployment_path(name)
         try:
-            fd = os.open(path, os.O_WRONLY)
+            fd = os.open(path, os.O_WRONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
         except FileNotFoundError:
             return False
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(b"\x00" * max(path.stat().st_size, 128))
-            fh.flush()
-            os.fsync(fh.fileno())
-        path.unlink()
+        except OSError:  # a symlink, FIFO or directory in its place: no key to overwrite, only the name
+            fd = None
+        if fd is not None and not stat.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+        elif fd is not None:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(b"\x00" * max(os.fstat(fd).st_size, 128))
+                fh.flush()
+                os.fsync(fh.fileno())
+        try:
+            path.unlink()
+        except OSError as exc:
+            raise KeyStoreError(f"cannot delete {path}: {exc.strerror}", fix=f"remove {path} by hand") from None
         return True
 
     def deployment_names(self) -> list[str]:

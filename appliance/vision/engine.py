@@ -12,7 +12,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .. import inference
+from .. import imagefile, inference
 from ..config import Config
 from ..errors import ApplianceError, InputError
 from ..modelstore import load_manifest
@@ -60,12 +60,17 @@ class Enrolment:
 
 
 def decode_image(path: str | Path) -> np.ndarray:
-    """Read an image file as a BGR uint8 array; InputError if unreadable or empty."""
-    data = np.fromfile(str(path), np.uint8) if Path(path).is_file() else None
-    image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data is not None and data.size else None
-    if image is None or image.size == 0:
-        raise InputError(f"cannot read image {path}", fix="give a readable JPEG or PNG file")
-    return image
+    """Read an image file as a BGR uint8 array; InputError if unreadable, empty or over the bounds.
+
+    The size and the header's pixel count are checked before decoding (imagefile.py),
+    so a decompression bomb is refused without being decoded.
+    """
+    try:
+        return imagefile.read_file(path, cv2.IMREAD_COLOR)
+    except imagefile.ImageRefused as exc:
+        raise InputError(f"cannot read image {path}: {exc}",
+                         fix="give a readable JPEG, PNG, BMP or WebP file of at most "
+                             f"{imagefile.MAX_IMAGE_PIXELS:,} pixels") from None
 
 
 def as_bgr(frame: np.ndarray) -> np.ndarray:

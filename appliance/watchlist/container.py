@@ -18,6 +18,8 @@ file size before anything is read).
 from __future__ import annotations
 
 import hashlib
+import os
+import stat
 import struct
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -88,18 +90,34 @@ def parallel_sha256(*blobs: bytes) -> list[str]:
         return list(pool.map(lambda b: hashlib.sha256(b).hexdigest(), blobs))
 
 
-def read_bundle(path: Path, max_bytes: int) -> Bundle:
-    """Read and unpack a bundle file, refusing one over ``max_bytes`` before reading it."""
-    path = Path(path)
-    try:
-        size = path.stat().st_size
-    except FileNotFoundError:
-        raise WatchlistError(f"no bundle at {path}", fix="pass the path of a .lfrwl file") from None
-    if size > max_bytes:
-        raise WatchlistError(f"bundle {path.name} is {size} bytes, over the bound of {max_bytes} bytes",
+def _check_size(info: os.stat_result, path: Path, max_bytes: int) -> None:
+    if not stat.S_ISREG(info.st_mode):
+        raise WatchlistError(f"{path} is not a regular file", fix="pass the path of a .lfrwl file")
+    if info.st_size > max_bytes:
+        raise WatchlistError(f"bundle {path.name} is {info.st_size} bytes, over the bound of {max_bytes} bytes",
                              fix="split the watchlist, or raise [watchlist] max_bundle_bytes "
                                  "if the operation really needs it")
-    data = path.read_bytes()
+
+
+def read_bundle(path: Path, max_bytes: int) -> Bundle:
+    """Read and unpack a bundle file, refusing one over ``max_bytes`` before reading it.
+
+    Only a regular file is read (a FIFO or a device could block or never end).
+    """
+    path = Path(path)
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    except FileNotFoundError:
+        raise WatchlistError(f"no bundle at {path}", fix="pass the path of a .lfrwl file") from None
+    except OSError as exc:
+        raise WatchlistError(f"cannot read bundle {path}: {exc.strerror}", fix=_FIX) from None
+    try:
+        _check_size(os.fstat(fd), path, max_bytes)
+    except WatchlistError:
+        os.close(fd)
+        raise
+    with os.fdopen(fd, "rb") as fh:
+        data = fh.read(max_bytes + 1)
     if len(data) > max_bytes:
         raise WatchlistError(f"bundle {path.name} grew past {max_bytes} bytes while being read", fix=_FIX)
     return unpack(data)

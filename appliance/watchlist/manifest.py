@@ -11,13 +11,19 @@ import re
 from dataclasses import asdict, dataclass, fields
 from datetime import datetime, timezone
 
+from ..audit.events import ID as _OFFICER
+from ..audit.events import loads_strict
 from ..errors import WatchlistError
 
 FORMAT = "lfr-watchlist/1"
 MAX_MANIFEST_BYTES = 64 * 1024
-_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
-_OFFICER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@/+-]{0,63}$")
-_HEX64 = re.compile(r"^[0-9a-f]{64}$")
+MAX_BUNDLE_VERSION = 2 ** 31 - 1
+MAX_ENTRIES = 10_000_000
+MAX_CIPHERTEXT_BYTES = 2 * 1024 ** 3   # the largest [watchlist] max_bundle_bytes
+# fullmatch everywhere: "$" in re.match also accepts a trailing newline
+_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+_HEX64 = re.compile(r"[0-9a-f]{64}")
+_TIME_TEXT = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ")
 _TIME = "%Y-%m-%dT%H:%M:%SZ"
 _FIX = "ask the back office for a fresh bundle built with `appliance watchlist build`"
 
@@ -30,9 +36,11 @@ def format_time(moment: datetime) -> str:
 def parse_time(text: str, what: str = "time") -> datetime:
     """Parse ``YYYY-MM-DDTHH:MM:SSZ`` (UTC) into an aware datetime."""
     try:
+        if not _TIME_TEXT.fullmatch(text):
+            raise ValueError(text)
         return datetime.strptime(text, _TIME).replace(tzinfo=timezone.utc)
     except (TypeError, ValueError):
-        raise WatchlistError(f"{what} '{text}' is not a UTC time like 2026-11-28T08:00:00Z",
+        raise WatchlistError(f"{what} {ascii(text)[:40]} is not a UTC time like 2026-11-28T08:00:00Z",
                              fix="write times in UTC as YYYY-MM-DDTHH:MM:SSZ") from None
 
 
@@ -86,20 +94,24 @@ def _check_types(data: dict) -> None:
             raise _refuse(f"'{f.name}' must be {want.__name__}")
 
 
+_BOUNDS = {"bundle_version": (1, MAX_BUNDLE_VERSION), "entry_count": (0, MAX_ENTRIES),
+           "ciphertext_bytes": (1, MAX_CIPHERTEXT_BYTES), "embedding_dim": (1, 4096)}
+
+
 def _check_values(m: Manifest) -> None:
     if m.format != FORMAT:
-        raise _refuse(f"format '{m.format}' is not {FORMAT}; this firmware reads only {FORMAT}")
-    if not _ID.match(m.deployment_id):
+        raise _refuse(f"format {ascii(m.format)[:40]} is not {FORMAT}; this firmware reads only {FORMAT}")
+    if not _ID.fullmatch(m.deployment_id):
         raise _refuse("deployment_id must be 1-64 letters, digits, '.', '_' or '-'")
-    if not _OFFICER.match(m.authorising_officer) or not _OFFICER.match(m.model_id):
+    if not _OFFICER.fullmatch(m.authorising_officer) or not _OFFICER.fullmatch(m.model_id):
         raise _refuse("authorising_officer and model_id must be identifiers (1-64 of A-Z a-z 0-9 . _ : @ / + -),"
                       " e.g. an officer's collar number 'PS-4521'")
     for name in ("payload_sha256", "ciphertext_sha256", "recipient_fingerprint", "authority_key"):
-        if not _HEX64.match(getattr(m, name)):
+        if not _HEX64.fullmatch(getattr(m, name)):
             raise _refuse(f"'{name}' must be 64 lowercase hex digits")
-    if m.bundle_version < 1 or m.entry_count < 0 or m.ciphertext_bytes < 1 or not 1 <= m.embedding_dim <= 4096:
-        raise _refuse("bundle_version >= 1, entry_count >= 0, ciphertext_bytes >= 1 and "
-                      "1 <= embedding_dim <= 4096 are required")
+    for name, (low, high) in _BOUNDS.items():
+        if not low <= getattr(m, name) <= high:
+            raise _refuse(f"'{name}' must lie in {low}..{high}")
     start, end = m.window()
     parse_time(m.created, "created")
     if end <= start:
@@ -111,15 +123,15 @@ def parse_manifest(raw: bytes) -> Manifest:
     if len(raw) > MAX_MANIFEST_BYTES:
         raise _refuse(f"manifest is {len(raw)} bytes, over {MAX_MANIFEST_BYTES}")
     try:
-        data = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        raise _refuse("manifest is not UTF-8 JSON (altered or not a bundle)") from None
+        data = loads_strict(bytes(raw), MAX_MANIFEST_BYTES)
+    except ValueError as exc:  # bad UTF-8, huge numbers, deep nesting, lone surrogates, duplicate keys
+        raise _refuse(f"manifest is not plain UTF-8 JSON (altered or not a bundle): {exc}") from None
     if not isinstance(data, dict):
         raise _refuse("manifest is not a JSON object")
     known = {f.name for f in fields(Manifest)}
     if set(data) != known:
         extra, missing = sorted(set(data) - known), sorted(known - set(data))
-        raise _refuse(f"unknown keys {extra}, missing keys {missing}")
+        raise _refuse(f"unknown keys {ascii(extra)[:200]}, missing keys {missing}")
     if canonical_json(data) != raw:
         raise _refuse("manifest bytes are not canonical JSON (altered after signing)")
     _check_types(data)

@@ -14,22 +14,21 @@ from __future__ import annotations
 import csv
 import hashlib
 import os
-import re
 from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass, field
 from datetime import date
 from pathlib import Path
 
-import cv2
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from rich.progress import Progress
 
 from appliance.errors import InputError
-from appliance.watchlist.payload import Entry
+from appliance.watchlist.payload import Entry, field_problem
 from lfr_tools.backoffice.seal import Operation, seal_entries
 
 COLUMNS = ("subject_ref", "image", "category", "image_source", "capture_date", "review_by")
-_REF = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@/+-]{0,63}$")
+_BAD = {"subject_ref": "bad_subject_ref", "category": "bad_category", "image_source": "bad_image_source",
+        "capture_date": "bad_date", "review_by": "bad_date"}
 
 
 @dataclass(frozen=True)
@@ -90,11 +89,10 @@ def row_problem(row: dict, today: date) -> str | None:
     for name in COLUMNS:
         if not row.get(name):
             return f"missing:{name}"
-    if not _REF.match(row["subject_ref"]):
-        return "bad_subject_ref"
+    bad = field_problem(row)  # the unit's own rules for identifiers, text and dates
+    if bad:
+        return _BAD[bad[0]]
     captured, review = _date(row["capture_date"]), _date(row["review_by"])
-    if captured is None or review is None:
-        return "bad_date"
     if captured > today:
         return "capture_date_in_future"
     if review < today:
@@ -119,13 +117,15 @@ def _candidates(rows: list[dict], today: date) -> tuple[dict[str, list[dict]], l
 
 def _enrol_row(engine, images_dir: Path, row: dict):
     """Enrol one row's image; return (Enrolment, None) or (None, reason)."""
+    from appliance import imagefile  # noqa: PLC0415 (loads OpenCV)
     from appliance.vision.engine import EnrolmentReject  # noqa: PLC0415 (loads the vision stack)
 
     path = images_dir / row["image"]
     if not path.is_file():
         return None, "image_missing"
-    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if image is None:
+    try:
+        image = imagefile.read_file(path)
+    except imagefile.ImageRefused:
         return None, "image_unreadable"
     try:
         return engine.enrol_image(image), None

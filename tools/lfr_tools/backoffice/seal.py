@@ -8,6 +8,7 @@ from datetime import datetime, timezone
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from appliance.authority import key_fingerprint
+from appliance.errors import InputError
 from appliance.watchlist import container, payload
 from appliance.watchlist.crypto import encrypt_to, recipient_fingerprint, sign_manifest
 from appliance.watchlist.manifest import Manifest, format_time, parse_manifest
@@ -46,6 +47,10 @@ def seal_payload(operation: Operation, plaintext: bytes, entry_count: int, model
 
 def seal_entries(operation: Operation, entries: list[payload.Entry], model_id: str, dim: int,
                  authority: Ed25519PrivateKey) -> bytes:
-    """Encode enrolled entries and seal them into bundle bytes."""
+    """Encode enrolled entries and seal them into bundle bytes; refuse what the unit would refuse."""
+    problem = payload.check_entries(entries)
+    if problem:
+        raise InputError(f"watchlist refused before sealing: {problem}",
+                         fix="fix the entry (identifiers, dates, embedding, thumbnail) and build again")
     plaintext = payload.encode(entries, model_id, dim)
     return seal_payload(operation, plaintext, len(entries), model_id, dim, authority)

@@ -18,6 +18,7 @@ import numpy as np
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+from appliance import imagefile
 from appliance.errors import InputError
 from lfr_tools.evaluate import degrade
 
@@ -35,12 +36,12 @@ class ImageEmbedder(Protocol):
 
 
 def read_image(path: Path) -> np.ndarray:
-    """Decode an image file to BGR uint8; InputError naming the file when it cannot."""
-    data = np.fromfile(str(path), np.uint8) if Path(path).is_file() else np.zeros(0, np.uint8)
-    image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
-    if image is None:
-        raise InputError(f"cannot read image {path}", fix="remove the file or replace it with a JPEG/PNG")
-    return image
+    """Decode an image file to BGR uint8 (size and pixel count checked first); InputError naming the file."""
+    try:
+        return imagefile.read_file(path, cv2.IMREAD_COLOR)
+    except imagefile.ImageRefused as exc:
+        raise InputError(f"cannot read image {path}: {exc}",
+                         fix="remove the file or replace it with a JPEG/PNG") from None
 
 
 def path_seed(path: Path) -> int:
