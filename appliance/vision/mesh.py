@@ -63,17 +63,30 @@ class FaceMesh:
     def __init__(self, model: Model) -> None:
         self.model = model
 
-    def points(self, frame: np.ndarray, box: np.ndarray, keypoints: np.ndarray) -> MeshPoints | None:
-        """Five alignment points of the face in ``box`` (eyes from the detector's first two
-        keypoints set the roll), or None when the mesh finds no face there."""
-        matrix = roi_transform(box, keypoints[0], keypoints[1])
+    def landmarks(self, frame: np.ndarray, box: np.ndarray, eye_a: np.ndarray,
+                  eye_b: np.ndarray) -> tuple[np.ndarray, float]:
+        """The 468 mesh points (x, y) in frame pixels and the face-presence score, for the
+        square region 1.5x ``box`` turned so that ``eye_a`` -> ``eye_b`` is level."""
+        matrix = roi_transform(box, eye_a, eye_b)
         roi = cv2.warpAffine(frame, matrix, (INPUT_PX, INPUT_PX), flags=cv2.INTER_LINEAR,
                              borderMode=cv2.BORDER_CONSTANT)
         x = cv2.cvtColor(roi, cv2.COLOR_BGR2RGB).astype(np.float32)[None] / 255.0
-        landmarks, logit = _outputs(self.model.run(x))
+        raw, logit = _outputs(self.model.run(x))
+        back = cv2.invertAffineTransform(matrix)
         presence = float(1.0 / (1.0 + np.exp(-np.clip(logit, -80, 80))))
+        return raw[:, :2] @ back[:, :2].T + back[:, 2], presence
+
+    def points(self, frame: np.ndarray, box: np.ndarray, keypoints: np.ndarray,
+               passes: int = 1) -> MeshPoints | None:
+        """Five alignment points of the face in ``box`` (the detector's first two keypoints,
+        the eyes, set the roll), or None when the mesh finds no face there. A second pass
+        runs the mesh again on the region its own first points span (MediaPipe's tracking ROI)."""
+        xy, presence = self.landmarks(frame, box, keypoints[0], keypoints[1])
+        for _ in range(passes - 1):
+            if presence < MIN_PRESENCE:
+                break
+            five = five_points(xy)
+            xy, presence = self.landmarks(frame, np.r_[xy.min(axis=0), xy.max(axis=0)], five[0], five[1])
         if presence < MIN_PRESENCE:
             return None
-        back = cv2.invertAffineTransform(matrix)
-        xy = landmarks[:, :2] @ back[:, :2].T + back[:, 2]
         return MeshPoints(five_points(xy), presence)

@@ -27,16 +27,16 @@ log = logging.getLogger(__name__)
 
 
 def calibration_faces(engine, paths: list[Path], limit: int) -> np.ndarray:
-    """Aligned 112x112 BGR faces (most central face of each image) for calibration."""
-    from lfr_tools.evaluate.embedding import central_detection, read_image  # noqa: PLC0415
-    from appliance.vision.align import align  # noqa: PLC0415
+    """Aligned 112x112 BGR faces (most central face of each image, aligned as the unit aligns
+    faces for embedding) for calibration."""
+    from lfr_tools.evaluate.embedding import read_image  # noqa: PLC0415
 
     faces = []
     for path in paths:
-        image = read_image(path)
-        dets = engine.detector.detect(image)
-        if dets:
-            faces.append(align(image, central_detection(dets, image).keypoints))
+        face = engine.central_face(read_image(path))
+        if face is not None:
+            engine.refine(face, gate=False)
+            faces.append(face.aligned)
         if len(faces) >= limit:
             break
     if len(faces) < 8:
@@ -102,7 +102,8 @@ def int8_engine(cfg):
     base = FaceEngine.from_config(cfg)
     path = int8_path(resolve(cfg.inference.models_dir))
     model = onnx_backend.open_model_file(path, cfg.inference.threads)
-    return FaceEngine(base.detector, Embedder(model, f"{INT8_NAME}@{sha256_file(path)[:12]}"), base.gate)
+    embedder = Embedder(model, f"{INT8_NAME}@{sha256_file(path)[:12]}", flip=base.embedder.flip)
+    return FaceEngine(base.detector, embedder, base.gate, base.mesh)
 
 
 def build_from_dataset(engine, dataset: Path, limit: int = 512, models_dir: Path = DEFAULT_MODELS_DIR) -> dict:

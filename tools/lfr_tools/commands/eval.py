@@ -55,6 +55,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
         runtime = {"embedder_backend": getattr(engine.embedder.model, "backend", "?"),
                    "embedder": args.embedder, "detector": "whole image, no tiles",
+                   "alignment": "face mesh five points on the ArcFace template" if engine.mesh
+                                else "detector keypoints", "flip": engine.embedder.flip,
                    "ms_per_image": doc["ms_per_image"], "load_average_1min": doc["load_average_1min"]}
         write_card(doc, Path(args.card), Path(args.card).stem, runtime)
     print(json.dumps({"model_id": doc["model_id"], "runtime_seconds": doc["runtime_seconds"],

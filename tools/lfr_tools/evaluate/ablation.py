@@ -127,4 +127,5 @@ def evaluate(splits: dict[str, protocol.Split], emb: AblationEmbeddings, vectors
     calib = {metrics.fpir_key(f): metrics.threshold_at_fpir(out["calibration"].nonmated_top, f) for f in FPIRS}
     summary = figures.summarise(out["test"], FPIRS, calib, reps)
     summary["calibration_thresholds"] = calib
+    summary["calibration_tpir_at_fpir"] = {k: metrics.tpir_at(out["calibration"], t) for k, t in calib.items()}
     return summary

@@ -26,8 +26,9 @@ ALIGNMENTS = {
     "mesh-4pt": ("mesh4", "lmeds"),           # the mesh's points on today's four-point template
     "mesh-5pt": ("mesh5", "lsq"),             # the mesh's five points on the ArcFace template
     "mesh-5pt-lmeds": ("mesh5", "lmeds"),
+    "mesh2-5pt": ("mesh5-2", "lsq"),          # mesh run twice, the second time on its own region
 }
-STEPS = ("read", "detect", "mesh", "align", "embed_pair")
+STEPS = ("read", "detect", "mesh", "mesh2", "align", "embed_pair")
 
 
 @dataclass
@@ -63,8 +64,10 @@ class AblationEmbeddings:
         return {p: i for i, p in enumerate(self.paths)}
 
 
-def _landmarks(source: str, det, mesh_points) -> np.ndarray:
+def _landmarks(source: str, det, mesh_points, mesh2_points) -> np.ndarray:
     """The landmark set of one variant; the mesh variants fall back to the detector's keypoints."""
+    if source == "mesh5-2":
+        source, mesh_points = "mesh5", mesh2_points
     if source == "detector" or mesh_points is None:
         return det.keypoints
     five = mesh_points.points
@@ -95,10 +98,12 @@ def _embed_one(engine, mesh, path: Path, ms: dict[str, list[float]]) -> tuple[di
     det = central_detection(dets, image)
     points = mesh.points(image, det.box, det.keypoints)
     timer.lap("mesh")
+    points2 = mesh.points(image, det.box, det.keypoints, passes=2)
+    timer.lap("mesh2")
     out = {}
     for name, (source, method) in ALIGNMENTS.items():
         try:
-            face = align(image, _landmarks(source, det, points), method)
+            face = align(image, _landmarks(source, det, points, points2), method)
         except InputError:
             return None, points is not None
         timer.lap("align")
