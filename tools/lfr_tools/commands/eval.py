@@ -74,6 +74,21 @@ def cmd_embed(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_ablation(args: argparse.Namespace) -> int:
+    """Each pipeline step on and off on the eval protocol's splits; write ablation.json/.md."""
+    from lfr_tools.evaluate.ablation_report import run_ablation  # noqa: PLC0415
+
+    out = Path(args.out)
+    if args.fresh:
+        (out / "embeddings.npz").unlink(missing_ok=True)
+    engine = build_engine(args.config, args.backend)
+    doc = run_ablation(Path(args.dataset), out, engine, engine.mesh, reps=args.reps, progress=not args.quiet)
+    print((out / "ablation.md").read_text())
+    print(json.dumps({"unit": doc["unit"], "best_on_calibration": doc["best_on_calibration"],
+                      "ms_per_step_median": doc["ms_per_step_median"], "seconds": doc["seconds"]}))
+    return 0
+
+
 def cmd_quantize(args: argparse.Namespace) -> int:
     """Build the int8 embedder, calibrated on the calibration split's aligned faces."""
     from lfr_tools.quantize import build_from_dataset  # noqa: PLC0415
@@ -110,6 +125,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, help="output .npz file")
     _engine_args(p)
     p.set_defaults(func=cmd_embed)
+    p = sub.add_parser("ablation", help="accuracy of each pipeline step on and off (alignment, flip, "
+                                        "score rules, templates), embeddings cached in OUT/embeddings.npz")
+    p.add_argument("dataset", nargs="?", default=str(LFW_DEV), help="folder-per-identity set (lfw-dev)")
+    p.add_argument("--out", default="out/ablation", help="output folder")
+    p.add_argument("--reps", type=int, default=500, help="bootstrap resamples per figure")
+    p.add_argument("--fresh", action="store_true", help="embed again instead of reusing the cache")
+    _engine_args(p)
+    p.set_defaults(func=cmd_ablation)
     p = sub.add_parser("quantize", help="build the int8 ONNX embedder into models/cache (never committed)")
     p.add_argument("--dataset", default=str(LFW_DEV),
                    help="folder-per-identity set; its calibration split supplies the faces")

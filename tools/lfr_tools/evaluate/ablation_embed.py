@@ -96,7 +96,7 @@ def _embed_one(engine, mesh, path: Path, ms: dict[str, list[float]]) -> tuple[di
     if not dets:
         return None, False
     det = central_detection(dets, image)
-    points = mesh.points(image, det.box, det.keypoints)
+    points = mesh.points(image, det.box, det.keypoints, passes=1)
     timer.lap("mesh")
     points2 = mesh.points(image, det.box, det.keypoints, passes=2)
     timer.lap("mesh2")
