@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import ConfigError, ModelError
+from .errors import ApplianceError, ConfigError, ModelError
 
 CARD_DIR = Path(__file__).resolve().parent / "data" / "accuracy"
 TARGET_FPIR = 1e-3
@@ -86,8 +86,14 @@ class ThresholdChoice:
     source: str             # "card" or "configured"
 
     def to_dict(self) -> dict:
-        """Plain JSON-able fields (status, console, audit)."""
+        """Plain JSON-able fields (status, console)."""
         return asdict(self)
+
+    def audit_fields(self) -> dict:
+        """The choice as ``watchlist_load`` audit fields (G7: the threshold and its error rate)."""
+        return {"threshold": round(self.threshold, 4), "expected_fpir": float(f"{self.expected_fpir:.3g}"),
+                "target_fpir": self.target_fpir, "threshold_source": self.source,
+                "threshold_floor": round(self.floor, 4)}
 
 
 def _cards(card_dir: Path) -> dict[str, dict]:
@@ -131,6 +137,14 @@ def choose(model_id: str, list_size: int, configured: float | None = None,
             fix=f"raise [match] threshold to at least {rule_t:.3f}, or remove it to use the card's "
                 "threshold for the list")
     return ThresholdChoice(model_id, list_size, chosen, expected, target, rule_t, rule.floor, source)
+
+
+def status(model_id: str, list_size: int, configured: float | None = None) -> dict:
+    """:func:`choose` as a status dict; ``{"refused": why}`` where the choice is refused."""
+    try:
+        return choose(model_id, list_size, configured).to_dict()
+    except ApplianceError as exc:
+        return {"refused": exc.message}
 
 
 def unit_model_id() -> str:

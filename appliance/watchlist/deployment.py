@@ -30,7 +30,7 @@ from typing import Callable, Protocol
 
 from ..errors import ApplianceError, ConfigError, WatchlistError
 from ..pipeline.match import Watchlist
-from ..thresholds import ThresholdChoice, choose
+from ..thresholds import ThresholdChoice, choose, status
 from . import container
 from .manifest import format_time, parse_time
 from .records import DeploymentRecord, DeploymentRecords
@@ -204,7 +204,7 @@ class Deployment:
             "location_label": location[:200], "not_before": manifest.not_before, "not_after": manifest.not_after})
         self._emit("watchlist_load", {"deployment_id": manifest.deployment_id, "bundle_hash": bundle.sha256,
                                       "entry_count": manifest.entry_count, "model_id": manifest.model_id,
-                                      **threshold_fields(choice)})
+                                      **choice.audit_fields()})
         self.bundle_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         copy = self.bundle_dir / f"{key_name}{container.SUFFIX}"
         _write_atomic(copy, container.pack_head(bundle.manifest_bytes, bundle.signature), resealed)
@@ -264,7 +264,7 @@ class Deployment:
             raise
         self._emit("watchlist_load", {"deployment_id": record.deployment_id, "bundle_hash": record.bundle_sha256,
                                       "entry_count": record.entry_count, "model_id": record.model_id,
-                                      **threshold_fields(choice)})
+                                      **choice.audit_fields()})
         return watchlist
 
     def _adopt(self, record: DeploymentRecord, watchlist: Watchlist) -> None:
@@ -385,12 +385,7 @@ class Deployment:
             if self.threshold is not None:
                 return self.threshold.to_dict()
             record = record or self.records.active()
-            if record is None:
-                return None
-            try:
-                return choose(record.model_id, record.entry_count, self.configured_threshold).to_dict()
-            except ApplianceError as exc:
-                return {"refused": exc.message}
+            return None if record is None else status(record.model_id, record.entry_count, self.configured_threshold)
 
     def close(self) -> None:
         """Drop the in-memory watchlist (process exit); the deployment stays active."""
@@ -420,9 +415,3 @@ def open_deployment(cfg, model_id: str, audit: Audit | None = None, clock: Clock
                       clock=clock, poll_seconds=cfg.watchlist.poll_seconds,
                       configured_threshold=cfg.match.threshold)
 
-
-def threshold_fields(choice: ThresholdChoice) -> dict:
-    """The threshold choice as watchlist_load audit fields (G7: the choice and its error rate)."""
-    return {"threshold": round(choice.threshold, 4), "expected_fpir": float(f"{choice.expected_fpir:.3g}"),
-            "target_fpir": choice.target_fpir, "threshold_source": choice.source,
-            "threshold_floor": round(choice.floor, 4)}

@@ -126,6 +126,22 @@ def _tpir_cell(entry: dict) -> str:
     return f"{_pct(entry['tpir'])}" + (f" [{_pct(ci[0])}, {_pct(ci[1])}]" if ci else "")
 
 
+def _list_size_lines(rule: dict | None) -> list[str]:
+    """The list-size rule: threshold per list size and its check on the test split."""
+    if not rule:
+        return []
+    lines = ["", f"## Threshold by watchlist size (FPIR {rule['target_fpir']:g}; floor {rule['floor']:.4f})", "",
+             f"Method: {rule['method']}.", "",
+             "| list size | threshold | expected FPIR | entries measured | measured FPIR [Wilson CI] | TPIR |",
+             "|---|---|---|---|---|---|"]
+    for row in rule["validation_test_split"]:
+        ci = row["measured_fpir_ci95"]
+        lines.append(f"| {row['list_size']} | {row['threshold']:.4f} | {_pct(row['expected_fpir'])} | "
+                     f"{row['entries_measured']} | {_pct(row['measured_fpir'])} [{_pct(ci[0])}, {_pct(ci[1])}] | "
+                     f"{_pct(row['measured_tpir'])} |")
+    return lines
+
+
 def card_markdown(doc: dict) -> str:
     """The short human card: headline, thresholds, degradations, watchlist size."""
     test, keys = doc["test"], list(doc["test"]["at_fpir"])
@@ -158,5 +174,6 @@ def card_markdown(doc: dict) -> str:
         cells = [f"{_pct(v['fpir']['value'])} / {_pct(row['predicted_fpir_independent'][k])}"
                  for k, v in row["at_threshold"].items()]
         lines.append(f"| {row['requested']} | {row['entries']} ({row['padding_entries']}) | " + " | ".join(cells) + " |")
+    lines += _list_size_lines(doc.get("list_size_rule"))
     lines += ["", "Notes:"] + [f"- {n}" for n in doc["protocol"]["notes"]]
     return "\n".join(lines) + "\n"
