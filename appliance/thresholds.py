@@ -29,6 +29,7 @@ from .errors import ApplianceError, ConfigError, ModelError
 
 CARD_DIR = Path(__file__).resolve().parent / "data" / "accuracy"
 TARGET_FPIR = 1e-3
+STEPS = 10_000  # thresholds are chosen to 1e-4
 _FIX_CARD = "run `appliance eval ... --card models/accuracy/NAME.json` for this model and ship the card"
 
 
@@ -61,10 +62,11 @@ class ListSizeRule:
             raise ConfigError(f"the accuracy card of {self.model_id} cannot hold FPIR {target:g} for a list of "
                               f"{list_size} entries (expected {self.expected_fpir(hi, size):.2%} even at {hi:.3f})",
                               fix="split the watchlist or use a more accurate model")
-        while hi - lo > 1e-4:
-            mid = (lo + hi) / 2
-            lo, hi = (lo, mid) if self.expected_fpir(mid, size) <= target else (mid, hi)
-        return round(hi, 4)
+        lo_k, hi_k = math.floor(lo * STEPS), math.ceil(hi * STEPS)  # search whole steps of 1e-4
+        while hi_k - lo_k > 1:
+            mid = (lo_k + hi_k) // 2
+            lo_k, hi_k = (lo_k, mid) if self.expected_fpir(mid / STEPS, size) <= target else (mid, hi_k)
+        return hi_k / STEPS
 
     @property
     def floor(self) -> float:

@@ -92,6 +92,18 @@ def int8_path(models_dir: Path = DEFAULT_MODELS_DIR) -> Path:
     return path
 
 
+def int8_runtime(models_dir: Path = DEFAULT_MODELS_DIR) -> dict:
+    """What the int8 card records about the built file: its hash, its source's and the settings."""
+    path = int8_path(models_dir)
+    record = path.with_name(INT8_FILE + ".sha256").read_text().split()
+    faces = next((r.split("=", 1)[1] for r in record if r.startswith("calibration_faces=")), None)
+    return {"model_file": f"models/cache/{INT8_FILE} (built by `appliance quantize`, never committed)",
+            "model_file_sha256": sha256_file(path), "source_fp32_onnx_sha256": record[3],
+            "quantization": {"tool": "onnxruntime.quantization.quantize_static", **QUANT_SETTINGS,
+                             "calibration_faces": int(faces) if faces else None,
+                             "calibration_split": "calibration"}}
+
+
 def int8_engine(cfg):
     """The configured FaceEngine with its embedder swapped for the int8 ONNX model."""
     from appliance.config import resolve  # noqa: PLC0415

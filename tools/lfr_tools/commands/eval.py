@@ -58,6 +58,12 @@ def cmd_eval(args: argparse.Namespace) -> int:
                    "alignment": "face mesh five points on the ArcFace template" if engine.mesh
                                 else "detector keypoints", "flip": engine.embedder.flip,
                    "ms_per_image": doc["ms_per_image"], "load_average_1min": doc["load_average_1min"]}
+        if args.embedder == "int8":
+            from appliance.config import resolve  # noqa: PLC0415
+            from lfr_tools.quantize import int8_runtime  # noqa: PLC0415
+
+            cfg = load_config(args.config) if args.config else Config()
+            runtime |= int8_runtime(resolve(cfg.inference.models_dir))
         write_card(doc, Path(args.card), Path(args.card).stem, runtime)
     print(json.dumps({"model_id": doc["model_id"], "runtime_seconds": doc["runtime_seconds"],
                       "thresholds": doc["thresholds"], "tpir_at_fpir": doc["tpir_at_fpir"],
