@@ -84,7 +84,8 @@ def test_build_from_lfw_identities(engine, lfw, tmp_path):
     (tmp_path / "report.json").write_text(json.dumps(report.to_json(), indent=2))
     print(f"lfw-dev build: {report.rows} rows, {report.accepted} subjects enrolled, rejects by reason: {reasons}")
 
-    assert report.rows == len(rows) == report.accepted + len(report.rejects)
+    assert report.rows == len(rows) == report.template_rows + len(report.rejects)
+    assert report.accepted < report.template_rows <= 2 * report.accepted, "templates of two recent photos"
     for reason in ("missing:image_source", "missing:capture_date", "missing:category",
                    "capture_date_in_future", "review_overdue"):
         assert reasons.get(reason) == 1, reason

@@ -53,11 +53,13 @@ class Reject:
 
 @dataclass
 class BuildReport:
-    """What a build did: accepted count, per-row rejects, and the bundle's hash and size."""
+    """What a build did: accepted subjects, rows enrolled into their templates, per-row rejects,
+    and the bundle's hash and size (every row is either in a template or rejected)."""
 
     rows: int
     accepted: int
     rejects: list[Reject] = field(default_factory=list)
+    template_rows: int = 0
     bundle_sha256: str = ""
     bundle_bytes: int = 0
 
@@ -67,7 +69,8 @@ class BuildReport:
 
     def to_json(self) -> dict:
         """The report as JSON-serialisable data (for --report; back office only)."""
-        return {"rows": self.rows, "accepted": self.accepted, "rejected": len(self.rejects),
+        return {"rows": self.rows, "accepted": self.accepted, "template_rows": self.template_rows,
+                "rejected": len(self.rejects),
                 "by_reason": self.by_reason(), "bundle_sha256": self.bundle_sha256,
                 "bundle_bytes": self.bundle_bytes, "rejects": [asdict(r) for r in self.rejects]}
 
@@ -206,7 +209,8 @@ def build_bundle(csv_path: Path, images_dir: Path, operation: Operation, engine,
     """Enrol the CSV's entries with ``engine``, seal them for ``operation`` and write ``out_path``."""
     rows = read_rows(Path(csv_path))
     entries, rejects = enrol_rows(rows, Path(images_dir), engine, today or date.today(), show_progress)
-    report = BuildReport(rows=len(rows), accepted=len(entries), rejects=rejects)
+    report = BuildReport(rows=len(rows), accepted=len(entries), rejects=rejects,
+                         template_rows=len(rows) - len(rejects))
     if not entries:
         raise InputError(f"no entry could be enrolled ({report.by_reason()})",
                          fix="check the CSV and images; see the per-row reasons with --report")
