@@ -80,7 +80,8 @@ def run(out_dir: Path) -> dict:
     from lfr_tools.bench.plots import pipeline_png  # noqa: PLC0415
 
     result = {"clip": "demo clip (registry photos), 90 frames, unpaced replay, LiteRT, one thread per model, two pipeline stages",
-              "runs": rows, "capture_to_alert": capture_to_alert(Path(out_dir) / "work" / "latency")}
+              "runs": rows, "capture_to_alert": capture_to_alert(Path(out_dir) / "work" / "latency"),
+              "capture_to_alert_without_flip": capture_to_alert(Path(out_dir) / "work" / "latency", flip=False)}
     pipeline_png(Path(out_dir) / "pipeline.png", result)
     return result
 
