@@ -48,3 +48,27 @@ def test_mesh_points_follow_a_rolled_face(engine, lfw):
     assert np.abs(mapped - turned).max() < 4.0, "the five points move with the face"
     eyes = turned[1] - turned[0]
     assert np.degrees(np.arctan2(-eyes[1], eyes[0])) == pytest.approx(25, abs=4)
+
+
+@pytest.mark.dataset
+def test_a_face_the_mesh_shows_turned_away_is_counted_and_never_matched(engine, lfw):
+    from appliance.capture.base import Frame
+    from appliance.config import Config, QualityConfig
+    from appliance.pipeline.frame import FrameProcessor
+    from appliance.pipeline.match import Watchlist
+    from appliance.vision.engine import FaceEngine
+    from appliance.vision.quality import QualityGate
+
+    image = cv2.imread(str(sorted((lfw / sorted(p.name for p in lfw.iterdir())[7]).glob("*.jpg"))[0]))
+    strict = FaceEngine(engine.detector, engine.embedder, QualityGate(QualityConfig()), engine.mesh)
+    enrolled = strict.enrol_image(image).embedding
+    watchlist = Watchlist(["S-1"], enrolled[None], engine.model_id, [{"subject_ref": "S-1"}], "t")
+    processor = FrameProcessor(Config(), strict, lambda: watchlist)
+    analysed = processor.analyse(Frame(0, 0.0, image))
+    assert len(analysed.chosen) == 1
+    strict.gate.cfg = QualityConfig(max_yaw=0.0)  # now any yaw the mesh measures is too much
+    assert processor.finish(analysed) == []
+    face = analysed.chosen[0][0]
+    assert face.reject == "pose" and face.embedding is None and face.frame is None
+    assert processor.counters["quality_reject_pose"] == 1 and strict.gate.rejects["pose"] == 1
+    assert processor.counters["matches"] == processor.counters["non_matches_discarded"] == 0
