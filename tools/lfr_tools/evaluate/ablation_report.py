@@ -120,7 +120,38 @@ def run_ablation(dataset: Path, out_dir: Path, engine, mesh, reps: int = 500, pr
     doc = _clean_json(doc)
     (out_dir / "ablation.json").write_text(json.dumps(doc, indent=2))
     (out_dir / "ablation.md").write_text(markdown(doc))
+    plot(out_dir / "ablation.png", doc)
     return doc
+
+
+def plot(path: Path, doc: dict) -> None:
+    """TPIR at FPIR 1e-2 and 1e-3 with 95% intervals, one bar pair per row."""
+    import matplotlib  # noqa: PLC0415 - plotting only when writing the report
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt  # noqa: PLC0415
+
+    rows = doc["rows"]
+    labels = [f"{r['alignment']}{' +flip' if r['flip'] else ''} | "
+              f"{r['rule'] if r['group'] == 'score rule' else r['enrolment']}" for r in rows]
+    fig, ax = plt.subplots(figsize=(9, 0.38 * len(rows) + 1.2), dpi=110)
+    y = np.arange(len(rows))
+    for offset, key, colour in ((-0.2, "0.01", "tab:blue"), (0.2, "0.001", "tab:orange")):
+        values = [100 * (r["at_fpir"][key]["tpir"] or 0) for r in rows]
+        ci = [r["at_fpir"][key].get("ci95") or [None, None] for r in rows]
+        err = np.array([[v - 100 * c[0], 100 * c[1] - v] if c[0] is not None else [0, 0] for v, c in zip(values, ci)]).T
+        ax.barh(y + offset, values, height=0.38, xerr=err, color=colour, label=f"TPIR at FPIR {key}", capsize=2)
+    ax.set_yticks(y, labels, fontsize=7)
+    ax.invert_yaxis()
+    ax.set_xlim(0, 125)  # room on the right for the legend
+    ax.set_xticks(range(0, 101, 20))
+    ax.set_xlabel("TPIR on the test split, % (95% bootstrap CI)")
+    ax.set_title(f"Ablation, {doc['model_id']}", fontsize=9)
+    ax.legend(fontsize=8, loc="lower right")
+    ax.grid(True, axis="x", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
 
 
 def _pct(v) -> str:
