@@ -87,6 +87,8 @@ def write(out_dir: Path, doc: dict, conditions: dict) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "eval.json").write_text(json.dumps(_clean_json(doc), indent=2))
     plot_det(out_dir / "det.png", {k: v["_det"] for k, v in conditions.items()}, doc["model_id"])
+    if doc.get("list_size_rule"):
+        plot_list_size(out_dir / "list_size.png", doc["list_size_rule"], doc["model_id"])
     (out_dir / "card.md").write_text(card_markdown(doc))
 
 
@@ -108,6 +110,34 @@ def plot_det(path: Path, curves: dict, title: str) -> None:
     ax.set_xlabel("FPIR (non-mated searches alerting)")
     ax.set_ylabel("FNIR (mated searches missed, incl. no face found)")
     ax.set_title(f"Open-set DET, test split: {title}", fontsize=10)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def plot_list_size(path: Path, rule: dict, title: str) -> None:
+    """p(T) per entry, measured and extended, and each list size's threshold."""
+    import matplotlib  # noqa: PLC0415
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt  # noqa: PLC0415
+
+    t = np.array(rule["curve"]["threshold"])
+    log_p = np.array(rule["curve"]["log10_entry_fmr"])
+    measured = t <= rule["tail"]["measured_up_to"]
+    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=110)
+    ax.plot(t[measured], 10 ** log_p[measured], lw=2, label="measured (calibration impostor pairs)")
+    ax.plot(t[~measured], 10 ** log_p[~measured], "--", lw=2, label="extended (fitted tail)")
+    for size, threshold in rule["thresholds"].items():
+        ax.axvline(threshold, color="grey", ls=":", lw=0.9)
+        ax.text(threshold, 1e-2, f" {size} entries: {threshold:.3f}", rotation=90, fontsize=7, va="top")
+    ax.set_yscale("log")
+    ax.set_ylim(1e-9, 1)
+    ax.set_xlabel("threshold T (cosine)")
+    ax.set_ylabel("p(T): per-entry false match rate")
+    ax.set_title(f"List-size rule (FPIR {rule['target_fpir']:g}): {title}", fontsize=9)
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
