@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 APPLIANCE := $(BIN)/appliance
 STAMP := $(VENV)/.installed
 
-.PHONY: venv models broker demo test bench clean
+.PHONY: venv models broker demo test bench deb clean
 
 $(STAMP): setup.cfg pyproject.toml tools/pyproject.toml
 	$(PY) -m venv $(VENV_FLAGS) $(VENV)
@@ -35,5 +35,11 @@ test: models
 bench: models
 	$(APPLIANCE) bench --out bench-results
 
+# The unit's Debian package: dist/lfr-appliance_<version>_<arch>.deb (docs/technician.md).
+# DEB_ARCH=arm64 builds the Raspberry Pi OS package on any machine (wheels for that arch).
+DEB_ARCH ?=
+deb: models
+	$(BIN)/python -m lfr_tools.package.deb $(if $(DEB_ARCH),--arch $(DEB_ARCH))
+
 clean:
-	rm -rf $(VENV) models/cache bench-results var out
+	rm -rf $(VENV) models/cache bench-results var out dist

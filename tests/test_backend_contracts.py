@@ -27,7 +27,7 @@ import pytest
 from appliance import capture, inference
 from appliance.capture import picamera2 as pi_backend
 from appliance.cli import main
-from appliance.config import CaptureConfig, load_config
+from appliance.config import load_config
 from appliance.errors import BackendUnavailable, CaptureError
 from appliance.inference import hailo as hailo_backend
 
@@ -62,21 +62,22 @@ def test_picamera2_probe_names_the_missing_package(no_sdks):
 
 def test_choosing_hailo_is_backend_unavailable_with_the_reason(no_sdks):
     with pytest.raises(BackendUnavailable) as err:
-        inference.choose("hailo")
+        inference.choose(hailo_backend.Settings())
     assert hailo_backend.probe() in err.value.message
     assert err.value.fix and err.value.exit_code == 6
 
 
 def test_choosing_picamera2_is_backend_unavailable_with_the_reason(no_sdks):
     with pytest.raises(BackendUnavailable) as err:
-        capture.choose("picamera2")
+        capture.open_source(pi_backend.Settings())
     assert pi_backend.probe() in err.value.message
     assert err.value.fix and err.value.exit_code == 6
 
 
 def test_auto_passes_over_an_absent_npu(no_sdks):
-    chosen = inference.choose("auto")
+    chosen, settings = inference.choose(inference.AutoSettings())
     assert chosen.KEY in ("litert", "onnx") and chosen.probe() is None
+    assert settings.backend == chosen.KEY
 
 
 def test_backends_command_lists_every_backend_with_its_state(no_sdks, capsys):
@@ -116,9 +117,9 @@ def test_hailo_with_sdk_and_card_is_available_but_refuses_an_unpinned_model(monk
     monkeypatch.setitem(sys.modules, "hailo_platform", types.ModuleType("hailo_platform"))
     monkeypatch.setattr(hailo_backend, "DEVICE_NODE", node)
     assert hailo_backend.probe() is None
-    module = inference.choose("hailo")
+    module, settings = inference.choose(hailo_backend.Settings())
     with pytest.raises(BackendUnavailable) as err:
-        module.open_model("mobilefacenet")
+        module.open_model("mobilefacenet", settings)
     assert "HEF" in err.value.message and "litert" in err.value.fix
 
 
@@ -198,11 +199,12 @@ def _take(source, n: int) -> list:
 
 def test_picamera2_is_available_when_the_module_imports(fake_picamera2):
     assert pi_backend.probe() is None
-    assert capture.choose("picamera2") is pi_backend
+    assert capture.capture_module("picamera2") is pi_backend
+    assert capture.availability()["picamera2"] is None
 
 
 def test_pi_camera_yields_frames_with_increasing_seq_and_monotonic_time(fake_picamera2):
-    cam = pi_backend.open_source(CaptureConfig(backend="picamera2", camera_id="cam7"))
+    cam = pi_backend.open_source(pi_backend.Settings(camera_id="cam7"))
     with cam:
         frames = _take(cam, 6)
     assert [f.seq for f in frames] == list(range(6))
@@ -213,7 +215,7 @@ def test_pi_camera_yields_frames_with_increasing_seq_and_monotonic_time(fake_pic
 
 
 def test_pi_camera_asks_for_1080p_rgb888_which_is_opencv_bgr(fake_picamera2):
-    with pi_backend.open_source(CaptureConfig(backend="picamera2")) as cam:
+    with pi_backend.open_source(pi_backend.Settings()) as cam:
         frame = _take(cam, 1)[0]
     main_stream = fake_picamera2.opened[0].config["main"]
     assert main_stream["size"] == (1920, 1080) and main_stream["format"] == "RGB888"
@@ -222,7 +224,7 @@ def test_pi_camera_asks_for_1080p_rgb888_which_is_opencv_bgr(fake_picamera2):
 
 def test_pi_camera_is_released_on_exit_even_after_an_error(fake_picamera2):
     with pytest.raises(ZeroDivisionError):
-        with pi_backend.open_source(CaptureConfig(backend="picamera2")) as cam:
+        with pi_backend.open_source(pi_backend.Settings()) as cam:
             _take(cam, 2)
             1 / 0
     only = fake_picamera2.opened
@@ -230,7 +232,7 @@ def test_pi_camera_is_released_on_exit_even_after_an_error(fake_picamera2):
 
 
 def test_stop_from_another_thread_ends_the_stream(fake_picamera2):
-    with pi_backend.open_source(CaptureConfig(backend="picamera2")) as cam:
+    with pi_backend.open_source(pi_backend.Settings()) as cam:
         threading.Timer(0.05, cam.stop).start()
         count = sum(1 for _ in cam.frames())
     assert count >= 1 and fake_picamera2.opened[0].closed
@@ -238,7 +240,7 @@ def test_stop_from_another_thread_ends_the_stream(fake_picamera2):
 
 def test_a_camera_that_will_not_start_is_a_capture_error_and_is_released(fake_picamera2):
     fake_picamera2.fail_start = True
-    cam = pi_backend.open_source(CaptureConfig(backend="picamera2"))
+    cam = pi_backend.open_source(pi_backend.Settings())
     with pytest.raises(CaptureError) as err:
         with cam:
             pass
@@ -249,7 +251,7 @@ def test_a_camera_that_will_not_start_is_a_capture_error_and_is_released(fake_pi
 def test_a_camera_lost_mid_stream_is_a_capture_error(fake_picamera2):
     fake_picamera2.fail_capture_after = 3
     with pytest.raises(CaptureError) as err:
-        with pi_backend.open_source(CaptureConfig(backend="picamera2")) as cam:
+        with pi_backend.open_source(pi_backend.Settings()) as cam:
             _take(cam, 10)
     assert "timed out" in err.value.message and err.value.exit_code == 7
     assert fake_picamera2.opened[0].closed

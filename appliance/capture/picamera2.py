@@ -8,13 +8,18 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Iterator
+from typing import Iterator, Literal
 
-from ..config import CaptureConfig
 from ..errors import CaptureError
-from .base import Frame
+from .base import CaptureSettings, Frame
 
 KEY = "picamera2"
+
+
+class Settings(CaptureSettings):
+    """[capture] backend = "picamera2": the Raspberry Pi camera (libcamera)."""
+
+    backend: Literal[KEY] = KEY
 
 
 def probe() -> str | None:
@@ -72,6 +77,6 @@ class PiCamera:
             seq += 1
 
 
-def open_source(cfg: CaptureConfig) -> PiCamera:
+def open_source(cfg: Settings) -> PiCamera:
     """Open the Pi camera."""
     return PiCamera(cfg.camera_id)

@@ -8,12 +8,21 @@ backend refuses to open it with a clear message. The on-device tests live in hw/
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from ..errors import BackendUnavailable
-from ..modelstore import DEFAULT_MODELS_DIR, load_manifest
+from ..modelstore import load_manifest
+from .base import BackendSettings
 
 KEY = "hailo"
+AUTO_PRIORITY = 0  # the NPU first wherever it is present
 DEVICE_NODE = Path("/dev/hailo0")
+
+
+class Settings(BackendSettings):
+    """[inference] backend = "hailo": compiled HEF networks on a Hailo-8/8L NPU."""
+
+    backend: Literal[KEY] = KEY
 
 
 def probe() -> str | None:
@@ -27,7 +36,7 @@ def probe() -> str | None:
     return None
 
 
-def open_model(name: str, models_dir: Path = DEFAULT_MODELS_DIR, threads: int = 1):
+def open_model(name: str, settings: Settings):
     """Open the HEF compiled for model ``name`` on the NPU."""
     hef_name = f"{name}-hef"
     if hef_name not in load_manifest():

@@ -20,7 +20,7 @@ import cv2
 import numpy as np
 
 from .. import inference
-from ..config import Config, resolve
+from ..config import Config
 from ..errors import ApplianceError, InputError
 from ..modelstore import load_manifest
 from ..timing import StageTimes
@@ -102,19 +102,39 @@ class FaceEngine:
     @classmethod
     def from_config(cls, cfg: Config) -> "FaceEngine":
         """Build the engine from the config's [inference], [detect] and [quality] sections."""
-        backend = inference.choose(cfg.inference.backend)
-        models_dir = resolve(cfg.inference.models_dir)
+        backend, settings = inference.choose(cfg.inference)
         d = cfg.detect
-        net = Net.of(backend.open_model(d.model, models_dir, cfg.inference.threads), d.model)
+        net = Net.of(backend.open_model(d.model, settings), d.model)
         focus = None
         if d.focus_tracks and d.model != FOCUS_MODEL:
-            focus = Net.of(backend.open_model(FOCUS_MODEL, models_dir, cfg.inference.threads), FOCUS_MODEL)
+            focus = Net.of(backend.open_model(FOCUS_MODEL, settings), FOCUS_MODEL)
         detector = FaceDetector(net, d.score_threshold, d.nms_iou, tuple(d.tile_sizes), d.tile_overlap,
                                 d.whole_frame, d.discovery_windows, focus)
-        emb_model = backend.open_model(EMBEDDER, models_dir, cfg.inference.threads)
-        embedder = Embedder(emb_model, load_manifest()[EMBEDDER].model_id, flip=True)
-        mesh = FaceMesh(backend.open_model(MESH_MODEL, models_dir, cfg.inference.threads))
+        embedder = Embedder(backend.open_model(EMBEDDER, settings), load_manifest()[EMBEDDER].model_id, flip=True)
+        mesh = FaceMesh(backend.open_model(MESH_MODEL, settings))
         return cls(detector, embedder, QualityGate(cfg.quality), mesh)
+
+    @property
+    def backend(self) -> str:
+        """Key of the inference backend running the models."""
+        return self.embedder.model.backend
+
+    def models(self) -> list:
+        """Every loaded model, once each."""
+        found = [self.detector.net.model, self.detector.focus_net.model, self.embedder.model]
+        found += [self.mesh.model] if self.mesh is not None else []
+        return list({id(m): m for m in found}.values())
+
+    def close(self) -> None:
+        """Release every model's runtime resources."""
+        for model in self.models():
+            model.close()
+
+    def __enter__(self) -> "FaceEngine":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     @property
     def model_id(self) -> str:

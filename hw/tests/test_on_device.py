@@ -26,7 +26,7 @@ import numpy as np
 import pytest
 
 from appliance import capture
-from appliance.config import CaptureConfig, load_config
+from appliance.config import load_config
 from appliance.errors import BackendUnavailable
 from appliance.inference import hailo as hailo_backend
 
@@ -54,7 +54,7 @@ def _need_hailo_sdk() -> None:
 
 
 def _grab(n: int) -> list:
-    source = capture.choose("picamera2").open_source(CaptureConfig(backend="picamera2"))
+    source = capture.open_source(capture.capture_module("picamera2").Settings())
     frames = []
     with source:
         for frame in source.frames():

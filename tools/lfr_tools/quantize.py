@@ -106,6 +106,7 @@ def int8_runtime(models_dir: Path = DEFAULT_MODELS_DIR) -> dict:
 
 def int8_engine(cfg):
     """The configured FaceEngine with its embedder swapped for the int8 ONNX model."""
+    from appliance import inference  # noqa: PLC0415
     from appliance.config import resolve  # noqa: PLC0415
     from appliance.inference import onnx as onnx_backend  # noqa: PLC0415
     from appliance.vision.embed import Embedder  # noqa: PLC0415
@@ -113,7 +114,7 @@ def int8_engine(cfg):
 
     base = FaceEngine.from_config(cfg)
     path = int8_path(resolve(cfg.inference.models_dir))
-    model = onnx_backend.open_model_file(path, cfg.inference.threads)
+    model = onnx_backend.open_model_file(path, inference.settings_for(onnx_backend.KEY, cfg.inference).threads)
     embedder = Embedder(model, f"{INT8_NAME}@{sha256_file(path)[:12]}", flip=base.embedder.flip)
     return FaceEngine(base.detector, embedder, base.gate, base.mesh)
 
