@@ -105,11 +105,31 @@ class QualityConfig(Section):
         return self
 
 
+def _check_floor(threshold: float) -> None:
+    """Refuse a threshold below the floor of the unit model's accuracy card (G7)."""
+    from .errors import ApplianceError  # noqa: PLC0415
+    from .thresholds import rule_for, unit_model_id  # noqa: PLC0415 - reads the shipped card
+
+    try:
+        rule = rule_for(unit_model_id())
+    except ApplianceError as exc:
+        raise ValueError(f"cannot check the threshold against the accuracy card: {exc.message}") from None
+    if threshold < rule.floor:
+        raise ValueError(
+            f"threshold {threshold} is below the model's floor {rule.floor:.3f} from its accuracy card "
+            f"(expected FPIR {rule.expected_fpir(threshold, rule.floor_list_size):.2%} on a "
+            f"{rule.floor_list_size}-entry list, target {rule.target_fpir:.2%}); remove the key to use "
+            "the card's threshold for the list")
+
+
 class MatchConfig(Section):
     """Matching and the alert decision."""
 
-    threshold: float = Field(0.65, ge=-1.0, le=1.0)
-    threshold_floor: float = Field(0.64, ge=-1.0, le=1.0)
+    threshold: float | None = Field(
+        None, ge=0.0, le=1.0,
+        description="unset: the accuracy card's threshold for the watchlist's size (G7); set, it may only be "
+                    "higher: below the card's floor it is refused here, and below the card's threshold for "
+                    "the list at deployment start")
     hits_needed: int = Field(2, ge=1, le=50, description="N of the last M good frames")
     embed_budget: int = Field(2, ge=0, le=256,
                               description="faces embedded per frame, least recently embedded tracks first (0: all)")
@@ -118,10 +138,8 @@ class MatchConfig(Section):
 
     @model_validator(mode="after")
     def _check(self) -> "MatchConfig":
-        if self.threshold < self.threshold_floor:
-            raise ValueError(
-                f"threshold {self.threshold} is below the model's floor {self.threshold_floor}; "
-                "the floor comes from the accuracy card (G7) and cannot be undercut")
+        if self.threshold is not None:
+            _check_floor(self.threshold)
         if self.hits_needed > self.window:
             raise ValueError("hits_needed must not exceed window")
         return self

@@ -120,6 +120,9 @@ def test_missing_model(tmp_path):
     ("[detect]\nnms_iou = 'high'\n", "detect.nms_iou", "valid number"),
     ("[quality]\nmin_face_px = 4\n", "quality.min_face_px", "greater than or equal to 8"),
     ("[match]\nthreshold = 0.2\n", "match", "below the model's floor"),
+    ("[match]\nthreshold = 0.55\n", "match", "expected FPIR 0.62% on a 100-entry list"),
+    ("[match]\nthreshold = -1.0\nthreshold_floor = -1.0\n", "match.threshold_floor", "unknown key"),
+    ("[match]\nthreshold = -1.0\n", "match.threshold", "greater than or equal to 0"),
     ("[capture]\nbackend = 'webcam'\n", "capture.backend", "'replay', 'opencv' or 'picamera2'"),
     ("[unit]\nid = 'Van 1'\n", "unit.id", "should match pattern"),
 ])

@@ -45,8 +45,12 @@ def test_runner_instance_loads_the_active_deployment(unit, entries, tmp_path):
     assert bytes(watchlist.entries[5]["thumbnail"]) == entries[5].thumbnail
     assert unit.event_types() == ["deployment_start", "watchlist_load", "watchlist_load"]
     load = unit.events[1][1]
+    chosen = {k: load.pop(k) for k in ("threshold", "expected_fpir", "target_fpir", "threshold_source",
+                                       "threshold_floor")}
     assert load == {"deployment_id": "OP-TEST-1", "bundle_hash": record.bundle_sha256, "entry_count": 20,
                     "model_id": record.model_id}
+    assert chosen["threshold"] == chosen["threshold_floor"], "a 20-entry list runs at the card's floor"
+    assert chosen["threshold_source"] == "card" and chosen["expected_fpir"] <= chosen["target_fpir"] == 1e-3
     copy = container.read_bundle(record.copy_path, 1 << 30)
     assert copy.ciphertext != container.unpack((tmp_path / "b1.lfrwl").read_bytes()).ciphertext
 

@@ -38,6 +38,8 @@ def test_int8_build_records_and_checks_its_hash(built):
     assert quantize.int8_path(models) == path
     record = (models / (quantize.INT8_FILE + ".sha256")).read_text()
     assert "quantize_static" in record and "calibration_faces=24" in record
+    runtime = quantize.int8_runtime(models)
+    assert runtime["model_file_sha256"] == record.split()[0] and runtime["quantization"]["calibration_faces"] == 24
     path.write_bytes(path.read_bytes() + b"x")
     with pytest.raises(ModelError, match="recorded SHA-256"):
         quantize.int8_path(models)
@@ -50,7 +52,7 @@ def test_int8_embeddings_stay_close_to_fp32(built):
 
     engine, models, _, calib_faces, faces = built
     quantize.quantize(calib_faces, models)  # rebuild (the previous test altered the file)
-    int8 = Embedder(onnx_backend.open_model_file(quantize.int8_path(models)), "int8")
+    int8 = Embedder(onnx_backend.open_model_file(quantize.int8_path(models)), "int8", flip=engine.embedder.flip)
     a, b = engine.embedder.embed(faces), int8.embed(faces)
     cosine = np.sum(a * b, axis=1)
     assert cosine.mean() > 0.9 and cosine.min() > 0.75

@@ -70,4 +70,6 @@ def test_build_inspect_start_status_end(lfw, tmp_path):
                                                         "watchlist_purge", "watchlist_refused"]
     load = next(e["payload"] for e in entries if e["type"] == "watchlist_load")
     assert load["bundle_hash"] == shown["bundle_sha256"] and load["entry_count"] == report["accepted"]
+    assert load["threshold_source"] == "card" and load["expected_fpir"] <= load["target_fpir"], \
+        "the audit log says which threshold the list ran at, and its expected FPIR (G7)"
     assert "rollback" in entries[-1]["payload"]["reason"]

@@ -60,7 +60,7 @@ def _first_seq(db, since: str | None, previous: heads.TreeHead | None, hi: int) 
 def _check_times(since: str | None, until: str | None) -> None:
     for name, value in (("--since", since), ("--until", until)):
         if value is not None and not TIME.fullmatch(value):
-            raise InputError(f"{name} {value!r} is not a UTC time", fix=f"write it like 2026-11-28T09:00:00Z")
+            raise InputError(f"{name} {value!r} is not a UTC time", fix="write it like 2026-11-28T09:00:00Z")
 
 
 def _load_previous(path: Path | None) -> heads.TreeHead | None:

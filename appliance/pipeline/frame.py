@@ -18,6 +18,7 @@ import numpy as np
 from ..capture.base import Frame
 from ..config import Config
 from ..errors import WatchlistError
+from ..thresholds import choose
 from ..vision.engine import Face, FaceEngine, thumbnail
 from .alert import Alert
 from .decide import decide, record
@@ -90,8 +91,14 @@ class FrameProcessor:
             return []
         with self.engine.times.stage("embed"):
             self.engine.embed_faces([f for f, _ in analysed.chosen])
+        chosen = [(f, t) for f, t in analysed.chosen if f.embedding is not None]
+        for face, _ in analysed.chosen:
+            if face.embedding is None:  # turned away, seen by the face mesh
+                self.counters[f"quality_reject_{face.reject}"] += 1
+        if not chosen:
+            return []
         with self.engine.times.stage("match_decide"):
-            return self._match(analysed, watchlist)
+            return self._match(Analysed(analysed.frame, chosen), watchlist)
 
     def _match(self, analysed: "Analysed", watchlist: Watchlist) -> list[Alert]:
         alerts = []
@@ -102,9 +109,16 @@ class FrameProcessor:
                 alerts.append(alert)
         return alerts
 
+    def _threshold(self, watchlist: Watchlist) -> float:
+        """The threshold the deployment chose for this list; a list given without one (demo,
+        tests) gets the accuracy card's rule for its size and the configured threshold."""
+        if watchlist.threshold is None:
+            watchlist.threshold = choose(watchlist.model_id, len(watchlist), self.cfg.match.threshold).threshold
+        return watchlist.threshold
+
     def _update_track(self, frame: Frame, face: Face, track, watchlist: Watchlist,
                       idx: int, score: float) -> Alert | None:
-        threshold = self.cfg.match.threshold
+        threshold = self._threshold(watchlist)
         record(track, frame.seq, idx, score, threshold)
         if score < threshold:
             self.counters["non_matches_discarded"] += 1

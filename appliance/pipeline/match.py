@@ -130,6 +130,7 @@ class Watchlist:
     model_id: str
     entries: list[dict] = field(default_factory=list)
     deployment_id: str = ""
+    threshold: float | None = None  # the deployment's threshold for this list (appliance.thresholds)
     screen: Int8Screen = field(init=False, repr=False)
 
     def __post_init__(self) -> None:

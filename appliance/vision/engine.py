@@ -1,8 +1,15 @@
-"""The face engine: detect -> quality gate -> align -> embed, for frames and single images.
+"""The face engine: detect -> quality gate -> landmarks -> align -> embed, for frames and images.
 
 Built once from the config with the chosen inference backend. ``faces`` serves
 the pipeline; ``enrol_image`` and ``embed_image`` serve watchlist building,
-evaluation and the technician's ``detect`` command with the very same stages.
+evaluation (`appliance eval`, `appliance embed`) and the technician's ``detect``
+command with the very same stages.
+
+Two alignments: the detector's keypoints align every face for the quality gate
+(sharpness, exposure) in the analysis stage; a face chosen for embedding then gets
+the face mesh's five points (eye centres, nose tip, mouth corners) on the ArcFace
+template, the mesh's pose check, and is embedded with its mirror image (the
+ablation in docs/accuracy.md measured each step).
 """
 from __future__ import annotations
 
@@ -20,7 +27,8 @@ from ..timing import StageTimes
 from .align import align
 from .detect import Detection, FaceDetector, Net
 from .embed import Embedder
-from .quality import QualityGate
+from .mesh import MESH_MODEL, FaceMesh
+from .quality import QualityGate, yaw_of
 
 EMBEDDER = "mobilefacenet"
 FOCUS_MODEL = "blazeface-short"
@@ -46,6 +54,7 @@ class Face:
     reject: str | None
     aligned: np.ndarray | None = field(default=None, repr=False)
     embedding: np.ndarray | None = field(default=None, repr=False)
+    frame: np.ndarray | None = field(default=None, repr=False)  # the frame it is in, until embedded
 
 
 @dataclass
@@ -87,10 +96,12 @@ def as_bgr(frame: np.ndarray) -> np.ndarray:
 class FaceEngine:
     """Detector, quality gate, aligner and embedder on one inference backend."""
 
-    def __init__(self, detector: FaceDetector, embedder: Embedder, gate: QualityGate) -> None:
+    def __init__(self, detector: FaceDetector, embedder: Embedder, gate: QualityGate,
+                 mesh: FaceMesh | None = None) -> None:
         self.detector = detector
         self.embedder = embedder
         self.gate = gate
+        self.mesh = mesh
         self.times = StageTimes()
 
     @classmethod
@@ -104,8 +115,9 @@ class FaceEngine:
             focus = Net.of(backend.open_model(FOCUS_MODEL, settings), FOCUS_MODEL)
         detector = FaceDetector(net, d.score_threshold, d.nms_iou, tuple(d.tile_sizes), d.tile_overlap,
                                 d.whole_frame, d.discovery_windows, focus)
-        embedder = Embedder(backend.open_model(EMBEDDER, settings), load_manifest()[EMBEDDER].model_id)
-        return cls(detector, embedder, QualityGate(cfg.quality))
+        embedder = Embedder(backend.open_model(EMBEDDER, settings), load_manifest()[EMBEDDER].model_id, flip=True)
+        mesh = FaceMesh(backend.open_model(MESH_MODEL, settings))
+        return cls(detector, embedder, QualityGate(cfg.quality), mesh)
 
     @property
     def backend(self) -> str:
@@ -115,6 +127,7 @@ class FaceEngine:
     def models(self) -> list:
         """Every loaded model, once each."""
         found = [self.detector.net.model, self.detector.focus_net.model, self.embedder.model]
+        found += [self.mesh.model] if self.mesh is not None else []
         return list({id(m): m for m in found}.values())
 
     def close(self) -> None:
@@ -154,25 +167,52 @@ class FaceEngine:
             for det in dets:
                 aligned = align(frame, det.keypoints)
                 reason, quality = self.gate.check(det, aligned)
-                faces.append(Face(det, quality, reason, aligned if reason is None else None))
+                keep = reason is None
+                faces.append(Face(det, quality, reason, aligned if keep else None, frame=frame if keep else None))
         return faces
 
-    def embed_faces(self, faces: list[Face]) -> None:
-        """Fill in the embeddings of faces that passed the gate, in one batched call."""
-        if faces:
-            vectors = self.embedder.embed(np.stack([f.aligned for f in faces]))
-            for face, vec in zip(faces, vectors):
-                face.embedding = vec
+    def refine(self, face: Face, gate: bool = True) -> None:
+        """Re-align a face on the mesh's five points (kept on the detector's keypoints when the
+        mesh finds no face); with ``gate``, a face the mesh shows turned away is rejected ('pose')."""
+        if self.mesh is None or face.frame is None:
+            return
+        found = self.mesh.points(face.frame, face.det.box, face.det.keypoints)
+        if found is None:
+            return
+        face.quality["yaw"] = round(yaw_of(found.points), 3)
+        if gate and self.gate.pose_reject(face.quality):
+            face.reject, face.aligned = "pose", None
+            return
+        face.aligned = align(face.frame, found.points, "lsq")
 
-    def embed_image(self, image: np.ndarray) -> tuple[np.ndarray | None, np.ndarray | None]:
-        """Embedding and box of the most central face (no quality gate); (None, None) if none."""
+    def embed_faces(self, faces: list[Face], gate: bool = True) -> None:
+        """Refine, then embed the faces that passed the gate (a face the mesh rejects gets none)."""
+        for face in faces:
+            self.refine(face, gate)
+        ready = [f for f in faces if f.reject is None and f.aligned is not None]
+        if ready:
+            for face, vec in zip(ready, self.embedder.embed(np.stack([f.aligned for f in ready]))):
+                face.embedding = vec
+        for face in faces:
+            face.frame = None  # the frame is not kept past embedding
+
+    def central_face(self, image: np.ndarray) -> Face | None:
+        """The most central face of a single image, aligned on the detector's keypoints (no gate)."""
         image = as_bgr(image)
         dets = self.detector.detect(image)
         if not dets:
-            return None, None
+            return None
         centre = np.array(image.shape[1::-1], np.float32) / 2
         det = min(dets, key=lambda d: float(np.linalg.norm((d.box[:2] + d.box[2:]) / 2 - centre)))
-        return self.embedder.embed(align(image, det.keypoints)[None])[0], det.box
+        return Face(det, {}, None, align(image, det.keypoints), frame=image)
+
+    def embed_image(self, image: np.ndarray) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """Embedding and box of the most central face (no quality gate); (None, None) if none."""
+        face = self.central_face(image)
+        if face is None:
+            return None, None
+        self.embed_faces([face], gate=False)
+        return face.embedding, face.det.box
 
     def enrol_image(self, image: np.ndarray) -> Enrolment:
         """Reference embedding of the one face in an enrolment image, or EnrolmentReject."""

@@ -23,13 +23,20 @@ def brightness(aligned_bgr: np.ndarray) -> float:
     return float(cv2.cvtColor(aligned_bgr[24:96, 24:88], cv2.COLOR_BGR2GRAY).mean())
 
 
-def yaw_ratio(det: Detection) -> float:
-    """|nose offset from the eye midpoint| / eye distance: 0 frontal, ~0.5+ strongly turned."""
-    eye_a, eye_b, nose = det.keypoints[0], det.keypoints[1], det.keypoints[2]
-    eye_dist = float(np.linalg.norm(eye_b - eye_a))
+def yaw_of(landmarks: np.ndarray) -> float:
+    """|nose offset from the eye midpoint, along the eye line| / eye distance: 0 frontal,
+    ~0.5+ strongly turned. Landmarks start eye, eye, nose tip (BlazeFace's and the mesh's)."""
+    eye_a, eye_b, nose = (np.asarray(p, np.float64) for p in landmarks[:3])
+    axis = eye_b - eye_a
+    eye_dist = float(np.linalg.norm(axis))
     if eye_dist < 1e-6:
         return 1.0
-    return abs(float(nose[0] - (eye_a[0] + eye_b[0]) / 2)) / eye_dist
+    return abs(float(np.dot(nose - (eye_a + eye_b) / 2, axis / eye_dist))) / eye_dist
+
+
+def yaw_ratio(det: Detection) -> float:
+    """The detector keypoints' yaw measure (see :func:`yaw_of`)."""
+    return yaw_of(det.keypoints)
 
 
 class QualityGate:
@@ -48,6 +55,13 @@ class QualityGate:
         if reason:
             self.rejects[reason] += 1
         return reason, q
+
+    def pose_reject(self, q: dict) -> bool:
+        """True (and counted) when the measured yaw is past the limit."""
+        if q["yaw"] <= self.cfg.max_yaw:
+            return False
+        self.rejects["pose"] += 1
+        return True
 
     def _reason(self, q: dict) -> str | None:
         c = self.cfg

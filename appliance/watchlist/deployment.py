@@ -29,8 +29,9 @@ from contextlib import contextmanager
 from typing import Callable, Protocol
 
 from ..clock import utc_now
-from ..errors import ApplianceError, WatchlistError
+from ..errors import ApplianceError, ConfigError, WatchlistError
 from ..pipeline.match import Watchlist
+from ..thresholds import ThresholdChoice, choose, status
 from . import container
 from .manifest import format_time, parse_time
 from .records import DeploymentRecord, DeploymentRecords
@@ -101,8 +102,9 @@ class Deployment:
 
     def __init__(self, data_dir: Path, keystore: DeploymentKeyStore, trust: UnitTrust, *, max_bundle_bytes: int,
                  audit: Audit | None = None, clock: Clock = utc_now, poll_seconds: float = 1.0,
-                 on_end: Callable[[str], None] | None = None) -> None:
+                 configured_threshold: float | None = None, on_end: Callable[[str], None] | None = None) -> None:
         self.data_dir = Path(data_dir)
+        self.configured_threshold = configured_threshold  # [match] threshold: None = the card's for the list
         self.on_end = on_end  # deployment id -> None, after its end is recorded (here or by another process)
         self.keystore = keystore
         self.trust = trust
@@ -114,6 +116,7 @@ class Deployment:
         self.bundle_dir = self.data_dir / BUNDLE_DIR
         self._lock = threading.RLock()
         self._loaded: tuple[DeploymentRecord, Watchlist] | None = None
+        self.threshold: ThresholdChoice | None = None  # the loaded list's threshold and expected FPIR
         self._timer: threading.Timer | None = None
         self._next_poll = 0.0
         self._failed_record: int | None = None
@@ -140,8 +143,12 @@ class Deployment:
                 self._refused(Path(bundle_path), exc)
                 raise
             try:
-                record = self._install(bundle, watchlist, resealed, key_name, location)
-            except ApplianceError:  # e.g. AuditError: no load without its audit entry (fail closed)
+                choice = self._choose_threshold(bundle.manifest.model_id, watchlist)
+                record = self._install(bundle, watchlist, resealed, key_name, location, choice)
+            except ApplianceError as exc:  # a threshold too low for the list, or an AuditError (fail closed)
+                if isinstance(exc, ConfigError):
+                    self._emit("watchlist_refused", {"bundle_hash": bundle.sha256, "reason": exc.message[:200],
+                                                     "deployment_id": bundle.manifest.deployment_id})
                 watchlist.purge()
                 self.keystore.destroy_deployment_identity(key_name)
                 (self.bundle_dir / f"{key_name}{container.SUFFIX}").unlink(missing_ok=True)
@@ -179,14 +186,22 @@ class Deployment:
 
         self._emit("watchlist_refused", {"bundle_hash": sha256_file(path), "reason": exc.message[:200]})
 
+    def _choose_threshold(self, model_id: str, watchlist: Watchlist) -> ThresholdChoice:
+        """The threshold for this list from the model's accuracy card (ConfigError if the configured
+        one is too low for its size), set on the watchlist the pipeline matches against."""
+        choice = choose(model_id, len(watchlist), self.configured_threshold)
+        watchlist.threshold = choice.threshold
+        return choice
+
     def _install(self, bundle: container.Bundle, watchlist: Watchlist, resealed: bytes, key_name: str,
-                 location: str) -> DeploymentRecord:
+                 location: str, choice: ThresholdChoice) -> DeploymentRecord:
         manifest = bundle.manifest
         self._emit("deployment_start", {
             "deployment_id": manifest.deployment_id, "authorising_officer": manifest.authorising_officer,
             "location_label": location[:200], "not_before": manifest.not_before, "not_after": manifest.not_after})
         self._emit("watchlist_load", {"deployment_id": manifest.deployment_id, "bundle_hash": bundle.sha256,
-                                      "entry_count": manifest.entry_count, "model_id": manifest.model_id})
+                                      "entry_count": manifest.entry_count, "model_id": manifest.model_id,
+                                      **choice.audit_fields()})
         self.bundle_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         copy = self.bundle_dir / f"{key_name}{container.SUFFIX}"
         _write_atomic(copy, container.pack_head(bundle.manifest_bytes, bundle.signature), resealed)
@@ -241,12 +256,19 @@ class Deployment:
                                  fix="end the deployment and start it again with a new bundle")
         identity = self.keystore.deployment_identity(record.key_name)
         watchlist, _ = open_payload(bundle, [identity], check_ciphertext=False)
+        try:
+            choice = self._choose_threshold(record.model_id, watchlist)
+        except ApplianceError:
+            watchlist.purge()
+            raise
         self._emit("watchlist_load", {"deployment_id": record.deployment_id, "bundle_hash": record.bundle_sha256,
-                                      "entry_count": record.entry_count, "model_id": record.model_id})
+                                      "entry_count": record.entry_count, "model_id": record.model_id,
+                                      **choice.audit_fields()})
         return watchlist
 
     def _adopt(self, record: DeploymentRecord, watchlist: Watchlist) -> None:
         self._loaded = (record, watchlist)
+        self.threshold = choose(record.model_id, len(watchlist), self.configured_threshold)
         self._arm((window_end(record) - self.clock()).total_seconds())
 
     def _arm(self, delay: float) -> None:
@@ -315,6 +337,7 @@ class Deployment:
             return
         record, watchlist = self._loaded
         self._loaded = None
+        self.threshold = None
         watchlist.purge()
         log.info("watchlist of deployment %s purged from memory (%s)", record.deployment_id, reason)
 
@@ -353,7 +376,20 @@ class Deployment:
             left = (window_end(record) - self.clock()).total_seconds()
             return {"active": True, "deployment": record.public(), "seconds_left": round(left, 1),
                     "loaded_in_this_process": bool(self._loaded),
-                    "bundle_copy_present": Path(record.copy_path).is_file()}
+                    "bundle_copy_present": Path(record.copy_path).is_file(),
+                    "threshold": self.threshold_status(record)}
+
+    def threshold_status(self, record: DeploymentRecord | None = None) -> dict | None:
+        """The active list's threshold, its expected FPIR and the target (for status and the console).
+
+        From the loaded watchlist in this process; else computed from the record's entry count
+        and the card (what the running unit uses). None without an active deployment.
+        """
+        with self._lock:
+            if self.threshold is not None:
+                return self.threshold.to_dict()
+            record = record or self.records.active()
+            return None if record is None else status(record.model_id, record.entry_count, self.configured_threshold)
 
     def close(self) -> None:
         """Drop the in-memory watchlist (process exit); the deployment stays active."""
@@ -379,4 +415,6 @@ def open_deployment(cfg, store: DeploymentKeyStore, model_id: str, audit: Audit 
     authorities = tuple(parse_public(text) for text in cfg.watchlist.trusted_authorities)
     trust = UnitTrust(authorities, store.age_recipient(), model_id)
     return Deployment(data_dir, store, trust, max_bundle_bytes=cfg.watchlist.max_bundle_bytes, audit=audit,
-                      clock=clock, poll_seconds=cfg.watchlist.poll_seconds, on_end=on_end)
+                      clock=clock, poll_seconds=cfg.watchlist.poll_seconds,
+                      configured_threshold=cfg.match.threshold, on_end=on_end)
+

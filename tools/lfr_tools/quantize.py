@@ -27,16 +27,16 @@ log = logging.getLogger(__name__)
 
 
 def calibration_faces(engine, paths: list[Path], limit: int) -> np.ndarray:
-    """Aligned 112x112 BGR faces (most central face of each image) for calibration."""
-    from lfr_tools.evaluate.embedding import central_detection, read_image  # noqa: PLC0415
-    from appliance.vision.align import align  # noqa: PLC0415
+    """Aligned 112x112 BGR faces (most central face of each image, aligned as the unit aligns
+    faces for embedding) for calibration."""
+    from lfr_tools.evaluate.embedding import read_image  # noqa: PLC0415
 
     faces = []
     for path in paths:
-        image = read_image(path)
-        dets = engine.detector.detect(image)
-        if dets:
-            faces.append(align(image, central_detection(dets, image).keypoints))
+        face = engine.central_face(read_image(path))
+        if face is not None:
+            engine.refine(face, gate=False)
+            faces.append(face.aligned)
         if len(faces) >= limit:
             break
     if len(faces) < 8:
@@ -92,6 +92,18 @@ def int8_path(models_dir: Path = DEFAULT_MODELS_DIR) -> Path:
     return path
 
 
+def int8_runtime(models_dir: Path = DEFAULT_MODELS_DIR) -> dict:
+    """What the int8 card records about the built file: its hash, its source's and the settings."""
+    path = int8_path(models_dir)
+    record = path.with_name(INT8_FILE + ".sha256").read_text().split()
+    faces = next((r.split("=", 1)[1] for r in record if r.startswith("calibration_faces=")), None)
+    return {"model_file": f"models/cache/{INT8_FILE} (built by `appliance quantize`, never committed)",
+            "model_file_sha256": sha256_file(path), "source_fp32_onnx_sha256": record[3],
+            "quantization": {"tool": "onnxruntime.quantization.quantize_static", **QUANT_SETTINGS,
+                             "calibration_faces": int(faces) if faces else None,
+                             "calibration_split": "calibration"}}
+
+
 def int8_engine(cfg):
     """The configured FaceEngine with its embedder swapped for the int8 ONNX model."""
     from appliance import inference  # noqa: PLC0415
@@ -103,7 +115,8 @@ def int8_engine(cfg):
     base = FaceEngine.from_config(cfg)
     path = int8_path(resolve(cfg.inference.models_dir))
     model = onnx_backend.open_model_file(path, inference.settings_for(onnx_backend.KEY, cfg.inference).threads)
-    return FaceEngine(base.detector, Embedder(model, f"{INT8_NAME}@{sha256_file(path)[:12]}"), base.gate)
+    embedder = Embedder(model, f"{INT8_NAME}@{sha256_file(path)[:12]}", flip=base.embedder.flip)
+    return FaceEngine(base.detector, embedder, base.gate, base.mesh)
 
 
 def build_from_dataset(engine, dataset: Path, limit: int = 512, models_dir: Path = DEFAULT_MODELS_DIR) -> dict:

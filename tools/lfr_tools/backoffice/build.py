@@ -3,11 +3,17 @@
 CSV columns (header row required): ``subject_ref, image, category,
 image_source, capture_date, review_by``. ``image`` is a file name relative to
 the images folder; dates are YYYY-MM-DD. A row missing its source, date or
-category is refused (G4). When a subject has several rows, the most recent
-capture date that enrols cleanly is used and the older rows are reported as
-``superseded``. Every image is enrolled with the unit's own engine
-(``FaceEngine.enrol_image``): no face, several faces or low quality is a
-per-row reject with its reason.
+category is refused (G4). Every image is enrolled with the unit's own engine
+(``FaceEngine.enrol_image``): no face, several faces or low quality is a per-row
+reject with its reason.
+
+Templates: when a subject has several rows, the entry's embedding is the
+normalised mean of its most recent suitable photos (at most ``TEMPLATE_PHOTOS``,
+each captured within ``TEMPLATE_SPAN_DAYS`` of the most recent), which the
+ablation in docs/accuracy.md measured to find more of the watchlisted at the
+same false-alert rate; the most recent suitable photo gives the thumbnail, the
+source and the capture date (G4). Rows past those limits are reported as
+``superseded``.
 """
 from __future__ import annotations
 
@@ -19,6 +25,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import date
 from pathlib import Path
 
+import numpy as np
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from rich.progress import Progress
 
@@ -29,6 +36,8 @@ from lfr_tools.backoffice.seal import Operation, seal_entries
 COLUMNS = ("subject_ref", "image", "category", "image_source", "capture_date", "review_by")
 _BAD = {"subject_ref": "bad_subject_ref", "category": "bad_category", "image_source": "bad_image_source",
         "capture_date": "bad_date", "review_by": "bad_date"}
+TEMPLATE_PHOTOS = 3
+TEMPLATE_SPAN_DAYS = 5 * 365
 
 
 @dataclass(frozen=True)
@@ -43,11 +52,13 @@ class Reject:
 
 @dataclass
 class BuildReport:
-    """What a build did: accepted count, per-row rejects, and the bundle's hash and size."""
+    """What a build did: accepted subjects, rows enrolled into their templates, per-row rejects,
+    and the bundle's hash and size (every row is either in a template or rejected)."""
 
     rows: int
     accepted: int
     rejects: list[Reject] = field(default_factory=list)
+    template_rows: int = 0
     bundle_sha256: str = ""
     bundle_bytes: int = 0
 
@@ -57,7 +68,8 @@ class BuildReport:
 
     def to_json(self) -> dict:
         """The report as JSON-serialisable data (for --report; back office only)."""
-        return {"rows": self.rows, "accepted": self.accepted, "rejected": len(self.rejects),
+        return {"rows": self.rows, "accepted": self.accepted, "template_rows": self.template_rows,
+                "rejected": len(self.rejects),
                 "by_reason": self.by_reason(), "bundle_sha256": self.bundle_sha256,
                 "bundle_bytes": self.bundle_bytes, "rejects": [asdict(r) for r in self.rejects]}
 
@@ -133,29 +145,49 @@ def _enrol_row(engine, images_dir: Path, row: dict):
         return None, exc.reason
 
 
+def _in_template(newest: dict | None, used: int, row: dict) -> bool:
+    """Whether a suitable row (newest first) joins the subject's template."""
+    if newest is None:
+        return True
+    span = (date.fromisoformat(newest["capture_date"]) - date.fromisoformat(row["capture_date"])).days
+    return used < TEMPLATE_PHOTOS and span <= TEMPLATE_SPAN_DAYS
+
+
+def _template_entry(ref: str, group: list[dict], images_dir: Path, engine, rejects: list[Reject],
+                    advance) -> Entry | None:
+    """One subject's entry: the mean of its most recent suitable photos, metadata of the newest."""
+    newest, thumbnail, vectors = None, b"", []
+    for row in group:
+        if not _in_template(newest, len(vectors), row):
+            rejects.append(Reject(row["row"], ref, row["image"], "superseded"))
+            advance()
+            continue
+        enrolment, reason = _enrol_row(engine, images_dir, row)
+        advance()
+        if enrolment is None:
+            rejects.append(Reject(row["row"], ref, row["image"], reason))
+            continue
+        if newest is None:
+            newest, thumbnail = row, enrolment.thumbnail_jpeg
+        vectors.append(enrolment.embedding)
+    if newest is None:
+        return None
+    mean = np.mean(vectors, axis=0)
+    return Entry(ref, newest["category"], newest["image_source"], newest["capture_date"], newest["review_by"],
+                 (mean / np.linalg.norm(mean)).astype(np.float32), thumbnail)
+
+
 def enrol_rows(rows: list[dict], images_dir: Path, engine, today: date,
                show_progress: bool = True) -> tuple[list[Entry], list[Reject]]:
-    """Enrol every subject from its most recent suitable image; return entries and rejects."""
+    """Enrol every subject from its most recent suitable photos; return entries and rejects."""
     groups, rejects = _candidates(rows, today)
     entries = []
     with Progress(disable=not show_progress, transient=True) as progress:
         task = progress.add_task("enrolling", total=sum(len(g) for g in groups.values()))
         for ref, group in groups.items():
-            chosen = None
-            for row in group:
-                if chosen is not None:
-                    rejects.append(Reject(row["row"], ref, row["image"], "superseded"))
-                    progress.advance(task)
-                    continue
-                enrolment, reason = _enrol_row(engine, images_dir, row)
-                progress.advance(task)
-                if enrolment is None:
-                    rejects.append(Reject(row["row"], ref, row["image"], reason))
-                    continue
-                chosen = Entry(ref, row["category"], row["image_source"], row["capture_date"],
-                               row["review_by"], enrolment.embedding, enrolment.thumbnail_jpeg)
-            if chosen is not None:
-                entries.append(chosen)
+            entry = _template_entry(ref, group, images_dir, engine, rejects, lambda: progress.advance(task))
+            if entry is not None:
+                entries.append(entry)
     rejects.sort(key=lambda r: r.row)
     return entries, rejects
 
@@ -177,7 +209,8 @@ def build_bundle(csv_path: Path, images_dir: Path, operation: Operation, engine,
     """Enrol the CSV's entries with ``engine``, seal them for ``operation`` and write ``out_path``."""
     rows = read_rows(Path(csv_path))
     entries, rejects = enrol_rows(rows, Path(images_dir), engine, today or date.today(), show_progress)
-    report = BuildReport(rows=len(rows), accepted=len(entries), rejects=rejects)
+    report = BuildReport(rows=len(rows), accepted=len(entries), rejects=rejects,
+                         template_rows=len(rows) - len(rejects))
     if not entries:
         raise InputError(f"no entry could be enrolled ({report.by_reason()})",
                          fix="check the CSV and images; see the per-row reasons with --report")

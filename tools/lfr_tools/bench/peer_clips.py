@@ -157,12 +157,14 @@ def enrol_everyone(engine, identities: list[str]) -> dict[str, str]:
     return enrol
 
 
-def capture_to_alert(work: Path, fps: float = 15.0) -> dict:
+def capture_to_alert(work: Path, fps: float = 15.0, flip: bool = True) -> dict:
     """Capture-to-alert ms replaying the 5- and 20-face clips at ``fps``, everyone enrolled.
 
     Each alert's latency runs from its frame's capture time to the alert leaving the
     decision (RunResult.latencies_ms); the replay is paced, so frames the pipeline
     cannot keep up with are dropped (latest frame wins), as from a live camera.
+    ``flip=False`` runs the unit's engine without the mirror image (the cost of the flip,
+    measured back to back under the same load).
     """
     from appliance.config import Config, parse_config  # noqa: PLC0415
     from lfr_tools.replay import replay  # noqa: PLC0415
@@ -171,10 +173,11 @@ def capture_to_alert(work: Path, fps: float = 15.0) -> dict:
     if not LFW.is_dir():
         return {"skipped": f"{LFW} absent"}
     engine = FaceEngine.from_config(Config())
+    engine.embedder.flip = flip
     sprites = _sprites(engine, max(FACES))
     work.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="latency-", dir=work))
-    out = {"fps": fps, "clips": {}}
+    out = {"fps": fps, "flip": flip, "clips": {}}
     for faces in FACES[1:]:
         folder = work / f"latency-{faces}"
         folder.mkdir(parents=True, exist_ok=True)
@@ -183,7 +186,7 @@ def capture_to_alert(work: Path, fps: float = 15.0) -> dict:
         cfg = parse_config({"unit": {"data_dir": str(work / f"data-{faces}")},
                             "capture": {"source": str(folder), "fps": fps}}, work / "latency.toml")
         enrol = enrol_everyone(engine, [s.identity for s in sprites[:faces]])
-        result = replay(cfg, enrol=enrol)
+        result = replay(cfg, engine=engine, enrol=enrol)
         ms = np.array(result.latencies_ms)
         out["clips"][f"{SIZE[0]}x{SIZE[1]}_{faces}faces"] = {
             "enrolled": len(enrol), "alerts": int(ms.size),

@@ -29,6 +29,7 @@ def measure(size: tuple[int, int], workdir: Path) -> dict:
     enrol = {ref: str(photos[name]) for ref, name in WATCHLISTED.items()}
     cfg = parse_config({"unit": {"data_dir": str(workdir / "data")},
                         "capture": {"source": str(clip), "fps": 0.0}}, workdir / "bench.toml")
+    embedding = embedding_cost(engine, clip)
     engine.times.clear()
     start = time.perf_counter()
     result = replay(cfg, engine=engine, enrol=enrol)
@@ -39,7 +40,32 @@ def measure(size: tuple[int, int], workdir: Path) -> dict:
             "frames_per_s_including_start_up": round(frames / seconds, 2),
             "faces_per_frame": round(result.counters["faces_seen"] / max(frames, 1), 2),
             "alerts": len(result.alerts), "stages_ms": engine.times.summary(),
+            "embedding_ms_per_face": embedding,
             "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
+
+
+def embedding_cost(engine, clip: Path, repeats: int = 15) -> dict:
+    """Median ms per face of the embedding stage on the clip's faces: the unit's (mesh twice, five
+    points, flip pair), without the flip, and the detector's keypoints without the flip (before)."""
+    import statistics  # noqa: PLC0415
+
+    import cv2  # noqa: PLC0415
+
+    frame = cv2.imread(str(sorted(clip.glob("*.jpg"))[len(list(clip.glob("*.jpg"))) // 2]))
+    mesh, flip = engine.mesh, engine.embedder.flip
+    variants = {"unit_mesh_flip": (mesh, flip), "mesh_no_flip": (mesh, False), "detector_keypoints_no_flip": (None, False)}
+    out = {}
+    for name, (engine.mesh, engine.embedder.flip) in variants.items():
+        samples = []
+        for _ in range(repeats):
+            faces = [f for f in engine.analyse(frame) if f.reject is None]
+            started = time.perf_counter()
+            engine.embed_faces(faces, gate=False)
+            samples.append(1e3 * (time.perf_counter() - started) / max(1, len(faces)))
+        out[name] = round(statistics.median(samples), 2)
+    engine.mesh, engine.embedder.flip = mesh, flip
+    out["faces"] = len(faces)
+    return out
 
 
 def run(out_dir: Path) -> dict:
@@ -53,7 +79,8 @@ def run(out_dir: Path) -> dict:
     from lfr_tools.bench.plots import pipeline_png  # noqa: PLC0415
 
     result = {"clip": "demo clip (registry photos), 90 frames, unpaced replay, LiteRT, one thread per model, two pipeline stages",
-              "runs": rows, "capture_to_alert": capture_to_alert(Path(out_dir) / "work" / "latency")}
+              "runs": rows, "capture_to_alert": capture_to_alert(Path(out_dir) / "work" / "latency"),
+              "capture_to_alert_without_flip": capture_to_alert(Path(out_dir) / "work" / "latency", flip=False)}
     pipeline_png(Path(out_dir) / "pipeline.png", result)
     return result
 

@@ -56,7 +56,15 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
         runtime = {"embedder_backend": getattr(engine.embedder.model, "backend", "?"),
                    "embedder": args.embedder, "detector": "whole image, no tiles",
+                   "alignment": "face mesh five points on the ArcFace template" if engine.mesh
+                                else "detector keypoints", "flip": engine.embedder.flip,
                    "ms_per_image": doc["ms_per_image"], "load_average_1min": doc["load_average_1min"]}
+        if args.embedder == "int8":
+            from appliance.config import resolve  # noqa: PLC0415
+            from lfr_tools.quantize import int8_runtime  # noqa: PLC0415
+
+            cfg = load_config(args.config) if args.config else Config()
+            runtime |= int8_runtime(resolve(cfg.inference.models_dir))
         write_card(doc, Path(args.card), Path(args.card).stem, runtime)
     print(json.dumps({"model_id": doc["model_id"], "runtime_seconds": doc["runtime_seconds"],
                       "thresholds": doc["thresholds"], "tpir_at_fpir": doc["tpir_at_fpir"],
@@ -70,6 +78,21 @@ def cmd_embed(args: argparse.Namespace) -> int:
 
     engine = build_engine(args.config, args.backend, args.embedder)
     print(json.dumps(embed_files(args.paths, Path(args.out), engine, progress=not args.quiet)))
+    return 0
+
+
+def cmd_ablation(args: argparse.Namespace) -> int:
+    """Each pipeline step on and off on the eval protocol's splits; write ablation.json/.md."""
+    from lfr_tools.evaluate.ablation_report import run_ablation  # noqa: PLC0415
+
+    out = Path(args.out)
+    if args.fresh:
+        (out / "embeddings.npz").unlink(missing_ok=True)
+    engine = build_engine(args.config, args.backend)
+    doc = run_ablation(Path(args.dataset), out, engine, engine.mesh, reps=args.reps, progress=not args.quiet)
+    print((out / "ablation.md").read_text())
+    print(json.dumps({"unit": doc["unit"], "best_on_calibration": doc["best_on_calibration"],
+                      "ms_per_step_median": doc["ms_per_step_median"], "seconds": doc["seconds"]}))
     return 0
 
 
@@ -109,6 +132,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, help="output .npz file")
     _engine_args(p)
     p.set_defaults(func=cmd_embed)
+    p = sub.add_parser("ablation", help="accuracy of each pipeline step on and off (alignment, flip, "
+                                        "score rules, templates), embeddings cached in OUT/embeddings.npz")
+    p.add_argument("dataset", nargs="?", default=str(LFW_DEV), help="folder-per-identity set (lfw-dev)")
+    p.add_argument("--out", default="out/ablation", help="output folder")
+    p.add_argument("--reps", type=int, default=500, help="bootstrap resamples per figure")
+    p.add_argument("--fresh", action="store_true", help="embed again instead of reusing the cache")
+    _engine_args(p)
+    p.set_defaults(func=cmd_ablation)
     p = sub.add_parser("quantize", help="build the int8 ONNX embedder into models/cache (never committed)")
     p.add_argument("--dataset", default=str(LFW_DEV),
                    help="folder-per-identity set; its calibration split supplies the faces")

@@ -24,17 +24,19 @@ def _headline(figs: dict) -> dict:
 
 def build_card(doc: dict, configuration: str, runtime: dict) -> dict:
     """The card's JSON: headline figures, degradations, watchlist sizes and the floor."""
-    floor = doc["thresholds"].get(FLOOR_FPIR)
+    rule = doc["list_size_rule"]
     return {
         "schema": "lfr-appliance/accuracy-card/v1", "configuration": configuration,
         "model_id": doc["model_id"], "runtime": runtime, "created": doc["created"],
         "dataset": "lfw-dev (../shared/datasets/lfw-dev)", "protocol": doc["protocol"],
         "eval_runtime_seconds": doc["runtime_seconds"],
         "thresholds_from_calibration": doc["thresholds"],
-        "threshold_floor": {"value": floor, "rule": f"calibration-split threshold at FPIR {FLOOR_FPIR}",
-                            "gallery_entries": doc["protocol"]["splits"]["calibration"]["enrolled_identities"],
-                            "note": "FPIR grows with the watchlist: see watchlist_size; a larger list "
-                                    "needs a higher threshold for the same FPIR"},
+        "threshold_floor": {"value": rule["floor"], "list_size": rule["floor_list_size"],
+                            "rule": f"list-size rule's threshold for FPIR {FLOOR_FPIR} on a "
+                                    f"{rule['floor_list_size']}-entry list (appliance.thresholds)",
+                            "note": "FPIR grows with the watchlist: a larger list gets a higher threshold "
+                                    "(list_size_rule.thresholds); no configuration may go below the floor"},
+        "list_size_rule": rule,
         "test": _headline(doc["test"]),
         "degradations": {k: {"description": v["description"], **_headline(v)}
                          for k, v in doc["degradations"].items()},

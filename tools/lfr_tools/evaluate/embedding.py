@@ -65,10 +65,10 @@ def central_detection(dets: list, image: np.ndarray):
 class EmbeddingCache:
     """Embeds images once per (path, degradation) within one run.
 
-    With a FaceEngine (``detector`` and ``embedder`` attributes) faces are aligned
-    one image at a time and embedded in batches, the same stages and face choice
-    as ``embed_image`` but without padding each face to the graph's batch of two.
-    Any other ImageEmbedder is called through ``embed_image``.
+    With a FaceEngine (``central_face`` and ``embed_faces``) a chunk of images is
+    embedded with the engine's own stages: the most central face, the face mesh's
+    alignment, the flip pair: exactly ``embed_image``, what the unit runs. Any other
+    ImageEmbedder is called through ``embed_image``.
     """
 
     CHUNK = 32
@@ -79,29 +79,24 @@ class EmbeddingCache:
         self._store: dict[tuple[str, str], np.ndarray | None] = {}
         self.computed = 0
         self.seconds = 0.0  # time spent decoding, degrading, detecting, aligning and embedding
-        self._batched = hasattr(engine, "detector") and hasattr(engine, "embedder")
+        self._batched = hasattr(engine, "central_face") and hasattr(engine, "embed_faces")
 
     def _image(self, path: Path, degradation: str) -> np.ndarray:
         return degrade.apply(degradation, read_image(path), path_seed(path))
 
-    def _aligned(self, image: np.ndarray) -> np.ndarray | None:
-        from appliance.vision.align import align  # noqa: PLC0415 - only with a FaceEngine
-
-        dets = self.engine.detector.detect(image)
-        if not dets:
-            return None
+    def _face(self, image: np.ndarray):
         try:
-            return align(image, central_detection(dets, image).keypoints)
+            return self.engine.central_face(image)
         except InputError:  # degenerate keypoints: the face cannot be aligned, so none acquired
             return None
 
     def _compute(self, paths: Sequence[Path], degradation: str) -> list[np.ndarray | None]:
         if not self._batched:
             return [self._embed_image(self._image(p, degradation)) for p in paths]
-        faces = [self._aligned(self._image(p, degradation)) for p in paths]
+        faces = [self._face(self._image(p, degradation)) for p in paths]
         found = [f for f in faces if f is not None]
-        vectors = iter(self.engine.embedder.embed(np.stack(found)) if found else [])
-        return [None if f is None else np.asarray(next(vectors), np.float32) for f in faces]
+        self.engine.embed_faces(found, gate=False)
+        return [None if f is None or f.embedding is None else np.asarray(f.embedding, np.float32) for f in faces]
 
     def _embed_image(self, image: np.ndarray) -> np.ndarray | None:
         try:

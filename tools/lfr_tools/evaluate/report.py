@@ -87,6 +87,8 @@ def write(out_dir: Path, doc: dict, conditions: dict) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "eval.json").write_text(json.dumps(_clean_json(doc), indent=2))
     plot_det(out_dir / "det.png", {k: v["_det"] for k, v in conditions.items()}, doc["model_id"])
+    if doc.get("list_size_rule"):
+        plot_list_size(out_dir / "list_size.png", doc["list_size_rule"], doc["model_id"])
     (out_dir / "card.md").write_text(card_markdown(doc))
 
 
@@ -115,6 +117,34 @@ def plot_det(path: Path, curves: dict, title: str) -> None:
     plt.close(fig)
 
 
+def plot_list_size(path: Path, rule: dict, title: str) -> None:
+    """p(T) per entry, measured and extended, and each list size's threshold."""
+    import matplotlib  # noqa: PLC0415
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt  # noqa: PLC0415
+
+    t = np.array(rule["curve"]["threshold"])
+    log_p = np.array(rule["curve"]["log10_entry_fmr"])
+    measured = t <= rule["tail"]["measured_up_to"]
+    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=110)
+    ax.plot(t[measured], 10 ** log_p[measured], lw=2, label="measured (calibration impostor pairs)")
+    ax.plot(t[~measured], 10 ** log_p[~measured], "--", lw=2, label="extended (fitted tail)")
+    for size, threshold in rule["thresholds"].items():
+        ax.axvline(threshold, color="grey", ls=":", lw=0.9)
+        ax.text(threshold, 1e-2, f" {size} entries: {threshold:.3f}", rotation=90, fontsize=7, va="top")
+    ax.set_yscale("log")
+    ax.set_ylim(1e-9, 1)
+    ax.set_xlabel("threshold T (cosine)")
+    ax.set_ylabel("p(T): per-entry false match rate")
+    ax.set_title(f"List-size rule (FPIR {rule['target_fpir']:g}): {title}", fontsize=9)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
 def _pct(v) -> str:
     return "n/a" if v is None or (isinstance(v, float) and not math.isfinite(v)) else f"{100 * v:.1f}%"
 
@@ -124,6 +154,22 @@ def _tpir_cell(entry: dict) -> str:
         return "not reported"
     ci = entry.get("ci95")
     return f"{_pct(entry['tpir'])}" + (f" [{_pct(ci[0])}, {_pct(ci[1])}]" if ci else "")
+
+
+def _list_size_lines(rule: dict | None) -> list[str]:
+    """The list-size rule: threshold per list size and its check on the test split."""
+    if not rule:
+        return []
+    lines = ["", f"## Threshold by watchlist size (FPIR {rule['target_fpir']:g}; floor {rule['floor']:.4f})", "",
+             f"Method: {rule['method']}.", "",
+             "| list size | threshold | expected FPIR | entries measured | measured FPIR [Wilson CI] | TPIR |",
+             "|---|---|---|---|---|---|"]
+    for row in rule["validation_test_split"]:
+        ci = row["measured_fpir_ci95"]
+        lines.append(f"| {row['list_size']} | {row['threshold']:.4f} | {_pct(row['expected_fpir'])} | "
+                     f"{row['entries_measured']} | {_pct(row['measured_fpir'])} [{_pct(ci[0])}, {_pct(ci[1])}] | "
+                     f"{_pct(row['measured_tpir'])} |")
+    return lines
 
 
 def card_markdown(doc: dict) -> str:
@@ -158,5 +204,6 @@ def card_markdown(doc: dict) -> str:
         cells = [f"{_pct(v['fpir']['value'])} / {_pct(row['predicted_fpir_independent'][k])}"
                  for k, v in row["at_threshold"].items()]
         lines.append(f"| {row['requested']} | {row['entries']} ({row['padding_entries']}) | " + " | ".join(cells) + " |")
+    lines += _list_size_lines(doc.get("list_size_rule"))
     lines += ["", "Notes:"] + [f"- {n}" for n in doc["protocol"]["notes"]]
     return "\n".join(lines) + "\n"

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lfr_tools.evaluate import degrade, figures, metrics, protocol, report, scaling
+from lfr_tools.evaluate import degrade, figures, listsize, metrics, protocol, report, scaling
 from lfr_tools.evaluate.embedding import EmbeddingCache, ImageEmbedder, progress_bar
 from lfr_tools.evaluate.metrics import SearchResults
 
@@ -110,13 +110,27 @@ def run_eval(dataset: Path, out_dir: Path, engine: ImageEmbedder, opts: EvalOpti
     size_table = scaling.fpir_vs_size(list(opts.watchlist_sizes), test.gallery[test.gallery_ok],
                                       test.gallery_id[test.gallery_ok], padding, test.mated,
                                       test.nonmated, thresholds)
+    doc_rule = list_size_rule(engine.model_id, calib, test, padding)
     groups = (figures.per_group(conditions["clean"]["_results"], test.names, opts.groups, thresholds)
               if opts.groups else None)
     doc = report.build(dataset, engine.model_id, splits, opts, calib_fig, thresholds, conditions,
                        size_table, groups, elapsed=time.perf_counter() - started,
                        embeddings_computed=cache.computed, embed_seconds=cache.seconds)
+    doc["list_size_rule"] = doc_rule
     report.write(out_dir, doc, conditions)
     return doc
+
+
+def list_size_rule(model_id: str, calib: SplitEmbeddings, test: SplitEmbeddings, padding: np.ndarray) -> dict:
+    """The card's list-size rule: p(T) from calibration impostor pairs, checked on the test split."""
+    parts = [(calib.gallery, calib.gallery_ok, calib.gallery_id), (calib.mated.vectors, calib.mated.ok,
+             calib.mated.identity), (calib.nonmated.vectors, calib.nonmated.ok, calib.nonmated.identity)]
+    vectors = np.concatenate([v[ok] for v, ok, _ in parts])
+    identity = np.concatenate([i[ok] for _, ok, i in parts])
+    rule, info = listsize.build_rule(model_id, vectors, identity)
+    ok = test.gallery_ok
+    checks = listsize.validation(rule, test.gallery[ok], test.gallery_id[ok], padding, test.mated, test.nonmated)
+    return listsize.card_section(rule, info, checks)
 
 
 def _padding(calib: SplitEmbeddings) -> np.ndarray:
