@@ -37,13 +37,14 @@ from .pipeline.runner import RunResult, Runner
 from .pipeline.supervisor import Supervisor
 from .sinks import AlertSinks, DurableCommit
 from .vision.engine import EMBEDDER, FOCUS_MODEL, FaceEngine
+from .vision.mesh import MESH_MODEL
 
 log = logging.getLogger(__name__)
 
 def model_hashes(cfg: Config) -> dict[str, str]:
     """SHA-256 of the model files this config runs (recorded at service start)."""
     specs = load_manifest()
-    names = [cfg.detect.model, EMBEDDER] + ([FOCUS_MODEL] if cfg.detect.focus_tracks else [])
+    names = [cfg.detect.model, EMBEDDER, MESH_MODEL] + ([FOCUS_MODEL] if cfg.detect.focus_tracks else [])
     return {name: specs[name].sha256 for name in dict.fromkeys(names)}
 
 
@@ -276,6 +277,10 @@ class Unit:
         if deployment.get("active"):
             fields["deployment_id"] = deployment["deployment"]["deployment_id"]
             fields["seconds_left"] = max(0.0, float(deployment["seconds_left"]))
+            chosen = deployment.get("threshold") or {}
+            if "threshold" in chosen:  # the list-size rule's choice and what it costs (G7)
+                fields["threshold"] = chosen["threshold"]
+                fields["expected_fpir"] = chosen["expected_fpir"]
         return fields
 
     # -- closing -------------------------------------------------------------------------------

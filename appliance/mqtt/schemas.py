@@ -85,6 +85,10 @@ HEARTBEAT = _envelope("heartbeat", "Heartbeat: liveness, outbox depth and the un
     "deployment_id": _text(64),
     "seconds_left": {"type": "number", "minimum": 0, "description": "until the deployment's not-after"},
     "watchlist_entries": {"type": "integer", "minimum": 0},
+    "threshold": {"type": "number", "minimum": -1, "maximum": 1,
+                  "description": "the match threshold in force (the accuracy card's rule for this list's size)"},
+    "expected_fpir": {"type": "number", "minimum": 0, "maximum": 1,
+                      "description": "expected false-positive identification rate at that threshold and list size"},
 })
 
 ADJUDICATION = _envelope("adjudication", "Adjudication: officers' decision on one alert, signed by the "
