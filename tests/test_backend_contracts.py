@@ -28,7 +28,7 @@ from appliance import capture, inference
 from appliance.capture import picamera2 as pi_backend
 from appliance.cli import main
 from appliance.config import CaptureConfig, load_config
-from appliance.errors import BackendUnavailable, CaptureError
+from appliance.errors import BackendUnavailable, CaptureError, ModelError
 from appliance.inference import hailo as hailo_backend
 
 REPO = Path(__file__).resolve().parents[1]
@@ -110,16 +110,17 @@ def test_hailo_with_sdk_but_no_card_names_the_device_node(monkeypatch, tmp_path)
     assert reason is not None and str(tmp_path / "hailo0") in reason
 
 
-def test_hailo_with_sdk_and_card_is_available_but_refuses_an_unpinned_model(monkeypatch, tmp_path):
+def test_hailo_with_sdk_and_card_is_available_but_refuses_a_model_it_has_no_hef_for(monkeypatch, tmp_path):
     node = tmp_path / "hailo0"
     node.touch()
     monkeypatch.setitem(sys.modules, "hailo_platform", types.ModuleType("hailo_platform"))
     monkeypatch.setattr(hailo_backend, "DEVICE_NODE", node)
     assert hailo_backend.probe() is None
     module = inference.choose("hailo")
-    with pytest.raises(BackendUnavailable) as err:
+    with pytest.raises(ModelError) as err:
         module.open_model("mobilefacenet")
-    assert "HEF" in err.value.message and "litert" in err.value.fix
+    assert "no Hailo HEF 'mobilefacenet-hailo8l'" in err.value.message and "litert" in err.value.fix
+    # the full NPU contract (versions, chip, pins, requests) is tests/test_hailo_backend.py
 
 
 # --- Pi camera backend against a fake picamera2 ------------------------------------------------

@@ -29,10 +29,12 @@ class Embedder:
         n = len(faces_bgr)
         if n == 0:
             return np.zeros((0, self.dim or 192), np.float32)
-        x = preprocess(np.asarray(faces_bgr))
+        faces = np.asarray(faces_bgr)
+        # a pixel-input model (Hailo HEF) normalises inside the network: it takes RGB uint8
+        x = np.ascontiguousarray(faces[..., ::-1]) if getattr(self.model, "pixels", False) else preprocess(faces)
         pad = (-n) % self.batch
         if pad:
-            x = np.concatenate([x, np.zeros((pad, *x.shape[1:]), np.float32)])
+            x = np.concatenate([x, np.zeros((pad, *x.shape[1:]), x.dtype)])
         out = np.concatenate([self.model.run(x[i:i + self.batch])[0]
                               for i in range(0, len(x), self.batch)])[:n]
         self.dim = out.shape[1]

@@ -89,7 +89,7 @@ def fetch_all(models_dir: Path = DEFAULT_MODELS_DIR) -> list[Path]:
     models_dir.mkdir(parents=True, exist_ok=True)
     specs = load_manifest()
     cache: dict[str, Path] = {}
-    paths = [fetch_model(s, models_dir, cache) for s in specs.values() if not s.derived_from]
+    paths = [fetch_model(s, models_dir, cache) for s in specs.values() if not (s.derived_from or s.npu)]
     for spec in specs.values():
         if spec.derived_from:
             paths.append(convert.build_derived(spec, specs[spec.derived_from], models_dir))
