@@ -176,6 +176,19 @@ class AuditConfig(Section):
     counters_every_s: float = Field(60.0, ge=1.0, le=3600.0, description="one counters event per period")
 
 
+class BoardConfig(Section):
+    """The board profile a unit was installed from (hw/*.toml): devices, fallbacks, expected speed."""
+
+    profile: str = Field("", pattern=r"^[a-z0-9-]{0,40}$", description="the hw/ profile name, e.g. rpi5-hailo8l")
+    devices: list[str] = Field(default_factory=list, max_length=8,
+                               description="device nodes the board must have, e.g. /dev/hailo0")
+    inference_fallback: Literal["none", "litert", "onnx"] = Field(
+        "none", description="run this CPU backend when the configured one is unavailable (none: refuse to start)")
+    capture_fallback: Literal["none", "opencv"] = "none"
+    expected_fps: float = Field(0.0, ge=0.0, le=240.0, description="frames/s the profile promises (0: not stated)")
+    expected_capture_to_alert_ms: float = Field(0.0, ge=0.0, le=60000.0)
+
+
 class Config(Section):
     """The whole appliance configuration."""
 
@@ -191,6 +204,7 @@ class Config(Section):
     mqtt: MqttConfig = MqttConfig()
     watchlist: WatchlistConfig = WatchlistConfig()
     audit: AuditConfig = AuditConfig()
+    board: BoardConfig = BoardConfig()
 
     source_path: str | None = Field(None, exclude=True)
 

@@ -242,3 +242,14 @@ def test_the_manifest_pins_every_network_for_both_chips_by_url_and_refuses_unpin
             assert spec.chip == chip and spec.npu and spec.file == f"{chip}/{network}.hef"
             assert spec.url.endswith(f"/{chip}/{network}.hef") and spec.url.startswith("https://")
             assert spec.sha256 or spec.pin == "record-at-provisioning"
+
+
+def test_preflight_says_why_the_card_cannot_run_the_networks_without_loading_them(card, monkeypatch):
+    assert hailo.preflight(settings(models_dir=str(card.models))) is None
+    assert "create_infer_model" not in ops(card) and "VDevice" not in ops(card)
+    assert "compiled for HAILO8, this card is HAILO8L" in hailo.preflight(settings(chip="hailo8", models_dir=str(card.models)))
+    real = load_manifest()  # as shipped: HEF hashes still to be recorded at provisioning
+    monkeypatch.setattr("appliance.modelstore.load_manifest", lambda path=None: real)
+    monkeypatch.setattr(hailo, "load_manifest", lambda path=None: real)
+    reason = hailo.preflight(settings(models_dir=str(card.models)))
+    assert "no pinned SHA-256" in reason and "fetch-hef" in reason

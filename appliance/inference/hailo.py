@@ -118,6 +118,31 @@ def identify(sdk) -> tuple[str, str]:
     return str(board.device_architecture), f"{fw.major}.{fw.minor}.{fw.revision}"
 
 
+def device_info(sdk) -> DeviceInfo:
+    """Read and check the library, driver and firmware versions and the card's architecture."""
+    library, driver = str(sdk.__version__), read_driver_version()
+    check_driver(library, driver)  # first: opening the device to identify it needs a matching driver
+    arch, firmware = identify(sdk)
+    check_firmware(library, firmware)
+    return DeviceInfo(arch, firmware, library, driver)
+
+
+def preflight(settings: Settings | None = None) -> str | None:
+    """Why this card cannot run the configured networks (versions, chip, HEF pins), without loading
+    them; None when it can. Board profiles use it to decide a fallback before the engine is built."""
+    settings = settings or Settings()
+    try:
+        info = device_info(_sdk())
+        for network in (settings.detector, settings.embedder):
+            spec = hef_spec(network, settings.chip)
+            if info.architecture not in RUNS_ON.get(spec.chip, ()):
+                return f"{spec.file} is compiled for {spec.chip.upper()}, this card is {info.architecture}"
+            model_path(spec.name, Path(settings.models_dir))
+    except (BackendUnavailable, ModelError) as exc:
+        return f"{exc.message} (fix: {exc.fix})"
+    return None
+
+
 def _device_error(exc: Exception) -> BackendUnavailable:
     if "HAILO_INVALID_DRIVER_VERSION" in str(exc):
         return BackendUnavailable(f"HailoRT refused the driver: {exc}", fix=REINSTALL)
@@ -213,11 +238,7 @@ class HailoDevice:
 
     def __enter__(self) -> "HailoDevice":
         sdk = _sdk()
-        library, driver = str(sdk.__version__), read_driver_version()
-        check_driver(library, driver)  # first: opening the device to identify it needs a matching driver
-        arch, firmware = identify(sdk)
-        check_firmware(library, firmware)
-        self.info = DeviceInfo(arch, firmware, library, driver)
+        self.info = device_info(sdk)
         params = sdk.VDevice.create_params()
         params.scheduling_algorithm = sdk.HailoSchedulingAlgorithm.ROUND_ROBIN
         params.group_id = self.settings.group_id
