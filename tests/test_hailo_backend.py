@@ -69,7 +69,8 @@ def face_responder(hef_name: str, frame: np.ndarray) -> dict:
         out = {name: np.zeros(shape, np.float32) for name, shape in SCRFD_OUTPUTS.items()}
         out["scrfd_2_5g/conv43"][20, 10, 0:4] = np.array([160 - 130, 320 - 280, 190 - 160, 360 - 320]) / 16
         out["scrfd_2_5g/conv44"][20, 10, 0] = 0.9
-        out["scrfd_2_5g/conv45"][20, 10, 0:10] = 0.0
+        five = np.array([[150, 310], [170, 310], [160, 322], [152, 340], [168, 340]], np.float32)
+        out["scrfd_2_5g/conv45"][20, 10, 0:10] = ((five - [160, 320]) / 16).reshape(-1)
         return out
     vec = np.zeros(512, np.float32)
     vec[:3] = frame.reshape(-1, 3).mean(axis=0)
@@ -253,3 +254,21 @@ def test_preflight_says_why_the_card_cannot_run_the_networks_without_loading_the
     monkeypatch.setattr(hailo, "load_manifest", lambda path=None: real)
     reason = hailo.preflight(settings(models_dir=str(card.models)))
     assert "no pinned SHA-256" in reason and "fetch-hef" in reason
+
+
+def test_the_npu_engine_detects_on_lores_embeds_crops_from_main_and_releases_the_card(card):
+    from appliance.config import Config
+    from appliance.vision.npu import open_npu_engine
+
+    card.responder = face_responder
+    engine = open_npu_engine(Config(), settings(models_dir=str(card.models)))
+    main = np.full((1080, 1920, 3), 120, np.uint8)
+    faces = engine.analyse(main, seq=0, lores=np.zeros((360, 640, 3), np.uint8), lores_scale=3.0)
+    assert len(faces) == 1
+    np.testing.assert_allclose(faces[0].det.box, [390, 840, 570, 1080], atol=1e-3)  # 640 input = lores, x3
+    engine.embed_faces(faces)
+    assert faces[0].embedding.shape == (512,) and engine.model_id == "arcface_mobilefacenet-hailo8l@" + \
+        card.specs["arcface_mobilefacenet-hailo8l"].sha256[:12]
+    engine.close()
+    engine.close()
+    assert card.open_handles() == [] and ops(card).count("VDevice.release") == 1

@@ -88,6 +88,12 @@ class FaceEngine:
         self.embedder = embedder
         self.gate = gate
         self.times = StageTimes()
+        self.owned: list = []  # models whose device this engine releases on close() (the NPU's)
+
+    def close(self) -> None:
+        """Release the devices of the models this engine opened (the NPU's VDevice). Idempotent."""
+        while self.owned:
+            self.owned.pop().close()
 
     @classmethod
     def from_config(cls, cfg: Config) -> "FaceEngine":
