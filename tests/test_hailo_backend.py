@@ -261,11 +261,13 @@ def test_the_npu_engine_detects_on_lores_embeds_crops_from_main_and_releases_the
     from appliance.vision.npu import open_npu_engine
 
     card.responder = face_responder
-    engine = open_npu_engine(Config(), settings(models_dir=str(card.models)))
+    engine = open_npu_engine(Config.model_validate({"quality": {"min_sharpness": 0.0}}),
+                             settings(models_dir=str(card.models)))
     main = np.full((1080, 1920, 3), 120, np.uint8)
     faces = engine.analyse(main, seq=0, lores=np.zeros((360, 640, 3), np.uint8), lores_scale=3.0)
     assert len(faces) == 1
     np.testing.assert_allclose(faces[0].det.box, [390, 840, 570, 1080], atol=1e-3)  # 640 input = lores, x3
+    assert faces[0].reject is None
     engine.embed_faces(faces)
     assert faces[0].embedding.shape == (512,) and engine.model_id == "arcface_mobilefacenet-hailo8l@" + \
         card.specs["arcface_mobilefacenet-hailo8l"].sha256[:12]
