@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 APPLIANCE := $(BIN)/appliance
 STAMP := $(VENV)/.installed
 
-.PHONY: venv models broker demo test bench clean
+.PHONY: venv models broker demo test bench hw-test clean
 
 $(STAMP): setup.cfg pyproject.toml tools/pyproject.toml
 	$(PY) -m venv $(VENV_FLAGS) $(VENV)
@@ -35,5 +35,10 @@ test: models
 bench: models
 	$(APPLIANCE) bench --out bench-results
 
+# On the unit (commissioning): the real NPU and camera against the CPU backends, JSON report.
+HW_CONFIG ?= /etc/appliance/appliance.toml
+hw-test: models
+	$(BIN)/python hw/hwtest.py --config $(HW_CONFIG) --out hw-results/hw-test.json
+
 clean:
-	rm -rf $(VENV) models/cache bench-results var out
+	rm -rf $(VENV) models/cache bench-results hw-results var out
