@@ -57,6 +57,17 @@ class Resolution:
                 "degraded": self.degraded, "fallbacks": [f.detail() for f in self.fallbacks],
                 "missing_devices": list(self.missing_devices)}
 
+    def config(self, cfg: Config) -> Config:
+        """``cfg`` with [inference] and [capture] set to the backends chosen (a fallback keeps the
+        keys its settings share with the configured ones, e.g. models_dir and camera_id)."""
+        inf = cfg.inference if cfg.inference.backend in (self.inference, inference.AUTO) else \
+            inference.settings_for(self.inference, cfg.inference)
+        cap = cfg.capture
+        if cap.backend != self.capture:
+            cls = capture.capture_module(self.capture).Settings
+            cap = cls.model_validate({k: v for k, v in cap.model_dump().items() if k in cls.model_fields and k != "backend"})
+        return cfg.model_copy(update={"inference": inf, "capture": cap})
+
     def audit_events(self) -> list[tuple[str, dict]]:
         """(event type, payload) pairs to append to the audit log at start-up."""
         events = [("fault", {"kind": "backend_fallback", "detail": f.detail()}) for f in self.fallbacks]
@@ -71,7 +82,8 @@ def inference_reason(key: str, cfg: Config) -> str | None:
     module = inference.backend_module(key)
     reason = module.probe()
     if reason is None and hasattr(module, "preflight"):
-        reason = module.preflight(getattr(module, "Settings")())
+        reason = module.preflight(inference.settings_for(key, cfg.inference)
+                                  if cfg.inference.backend != key else cfg.inference)
     return reason
 
 
@@ -93,7 +105,7 @@ def _choose(kind: str, wanted: str, fallback: str, reason: str | None, fallback_
 
 
 def _auto(cfg: Config, check: Check) -> str:
-    for key in inference.AUTO_ORDER:
+    for key in inference.auto_order():
         if check(key, cfg) is None:
             return key
     raise BackendUnavailable("no inference backend is available", fix="install ai-edge-litert or onnxruntime (make venv)")

@@ -9,17 +9,36 @@ from __future__ import annotations
 import hashlib
 import tomllib
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import Discriminator, Field, Tag, ValidationError, field_validator, model_validator
 
+from . import capture, inference
 from .errors import ConfigError
+from .paths import resolve  # noqa: F401 - re-exported: config paths resolve the same way everywhere
+from .settings import Section
 
 
-class Section(BaseModel):
-    """Base of every config section: unknown keys rejected, no type coercion."""
+UNKNOWN_BACKEND = "unknown_backend"
 
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+def _tagged_union(classes: tuple[type[Section], ...], default: str) -> Any:
+    """A union of backend settings told apart by their ``backend`` key (``default`` when absent)."""
+
+    def tag(value: Any) -> str | None:
+        if isinstance(value, dict):
+            return value.get("backend", default)
+        return getattr(value, "backend", None)
+
+    keys = [cls.model_fields["backend"].default for cls in classes]
+    choices = ", ".join(f"'{k}'" for k in keys[:-1]) + f" or '{keys[-1]}'"
+    members = tuple(Annotated[cls, Tag(key)] for cls, key in zip(classes, keys))
+    return Annotated[Union[members], Discriminator(tag, custom_error_type=UNKNOWN_BACKEND,
+                                                   custom_error_message=f"Input should be {choices}")]
+
+
+CaptureConfig = _tagged_union(capture.settings_classes(), capture.DEFAULT)
+InferenceConfig = _tagged_union(inference.settings_classes(), inference.AUTO)
 
 
 class UnitConfig(Section):
@@ -27,24 +46,6 @@ class UnitConfig(Section):
 
     id: str = Field("van-dev-01", pattern=r"^[a-z0-9][a-z0-9-]{1,62}$")
     data_dir: str = "var/appliance"
-
-
-class CaptureConfig(Section):
-    """Which camera backend to use and how to read it."""
-
-    backend: Literal["replay", "opencv", "picamera2"] = "replay"
-    source: str = ""
-    fps: float = Field(0.0, ge=0.0, le=120.0, description="0 replays as fast as possible")
-    loop: bool = False
-    camera_id: str = Field("cam0", pattern=r"^[A-Za-z0-9_-]{1,32}$")
-
-
-class InferenceConfig(Section):
-    """Which inference runtime runs the models, and where the weights are."""
-
-    backend: Literal["auto", "litert", "onnx", "hailo"] = "auto"
-    models_dir: str = "models/cache"
-    threads: int = Field(1, ge=1, le=16, description="per model; the two inference stages already overlap")
 
 
 class DetectConfig(Section):
@@ -123,12 +124,6 @@ class RunnerConfig(Section):
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
 
-class DemoWatchlistConfig(Section):
-    """Plain in-memory enrolment (demo only, until a signed bundle is loaded)."""
-
-    enrol: dict[str, str] = Field(default_factory=dict, description="subject ref -> image path")
-
-
 class MqttConfig(Section):
     """MQTT to the van broker: TLS client certificate, durable outbox, heartbeat (docs/mqtt.md)."""
 
@@ -162,8 +157,26 @@ class WatchlistConfig(Section):
     trusted_authorities: list[str] = Field(default_factory=list, max_length=16,
                                            description="authority public keys, ed25519:<base64>")
     max_bundle_bytes: int = Field(256 * 1024 * 1024, ge=1024 * 1024, le=2 * 1024 ** 3)
-    keystore: Literal["file"] = "file"
     poll_seconds: float = Field(1.0, ge=0.1, le=60.0, description="how often the runner re-reads the record")
+
+
+class KeystoreConfig(Section):
+    """Where the unit's keys live: one key store, opened once, signs everything (docs/architecture.md)."""
+
+    backend: str = Field(default_factory=lambda: _keystores()[0])
+
+    @field_validator("backend")
+    @classmethod
+    def _registered(cls, value: str) -> str:
+        if value not in _keystores():
+            raise ValueError(f"unknown key store '{value}': choose one of {', '.join(_keystores())}")
+        return value
+
+
+def _keystores() -> list[str]:
+    from .keystore import KEYSTORES  # noqa: PLC0415 - the registry names the key stores
+
+    return list(KEYSTORES)
 
 
 class AuditConfig(Section):
@@ -173,7 +186,8 @@ class AuditConfig(Section):
                     description="SQLite file; relative paths are under [unit] data_dir")
     head_every_entries: int = Field(1000, ge=1, le=1_000_000, description="sign a tree head every N entries")
     head_every_s: float = Field(60.0, ge=1.0, le=86400.0, description="... or every T seconds")
-    counters_every_s: float = Field(60.0, ge=1.0, le=3600.0, description="one counters event per period")
+    counters_every_s: float = Field(10.0, ge=1.0, le=3600.0,
+                                    description="one counters event per period (a killed run loses at most one period)")
 
 
 class BoardConfig(Section):
@@ -193,31 +207,50 @@ class Config(Section):
     """The whole appliance configuration."""
 
     unit: UnitConfig = UnitConfig()
-    capture: CaptureConfig = CaptureConfig()
-    inference: InferenceConfig = InferenceConfig()
+    capture: CaptureConfig = Field(default_factory=lambda: capture.capture_module(capture.DEFAULT).Settings())
+    inference: InferenceConfig = Field(default_factory=inference.AutoSettings)
     detect: DetectConfig = DetectConfig()
     quality: QualityConfig = QualityConfig()
     match: MatchConfig = MatchConfig()
     track: TrackConfig = TrackConfig()
     runner: RunnerConfig = RunnerConfig()
-    demo_watchlist: DemoWatchlistConfig = DemoWatchlistConfig()
     mqtt: MqttConfig = MqttConfig()
     watchlist: WatchlistConfig = WatchlistConfig()
+    keystore: KeystoreConfig = KeystoreConfig()
     audit: AuditConfig = AuditConfig()
     board: BoardConfig = BoardConfig()
 
     source_path: str | None = Field(None, exclude=True)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _no_gate_bypass(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "demo_watchlist" in data:
+            raise ValueError(
+                "[demo_watchlist] is not a unit setting: a unit matches only the watchlist of an active, "
+                "signed deployment (G2, G10); remove the section and start a deployment with "
+                "`appliance deployment start` (the demo builds and signs its own bundle)")
+        return data
+
 
 def _format_errors(path: Path, exc: ValidationError) -> str:
     lines = [f"{path}: {len(exc.errors())} invalid setting(s)"]
     for err in exc.errors():
-        key = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        loc = _drop_tags(err["loc"]) + (("backend",) if err["type"] == UNKNOWN_BACKEND else ())
+        key = ".".join(str(p) for p in loc) or "(top level)"
         reason = err["msg"]
         if err["type"] == "extra_forbidden":
             reason = "unknown key (check the spelling against deploy/appliance.example.toml)"
         lines.append(f"  {path}: key '{key}': {reason}")
     return "\n".join(lines)
+
+
+def _drop_tags(loc: tuple) -> tuple:
+    """The dotted key as written in the file: without the union member pydantic names
+    after [capture] / [inference] (e.g. inference.hailo.threads -> inference.threads)."""
+    if len(loc) >= 2 and loc[0] in ("capture", "inference"):
+        return (loc[0], *loc[2:])
+    return loc
 
 
 def parse_config(data: dict, path: Path) -> Config:
@@ -249,12 +282,3 @@ def load_config(path: str | Path) -> Config:
 def config_hash(path: str | Path) -> str:
     """SHA-256 of the config file bytes, recorded in the audit log at start."""
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
-
-
-def resolve(value: str) -> Path:
-    """Resolve a path from the config: absolute as given, relative to the working directory.
-
-    On a unit the installed config uses absolute paths (/var/lib/appliance ...);
-    relative paths serve the demo and development, run from the repository root.
-    """
-    return Path(value).expanduser().resolve()

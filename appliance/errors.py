@@ -81,11 +81,17 @@ class PublishError(ApplianceError):
     exit_code = 11
 
 
+class StageFailed(ApplianceError):
+    """A pipeline stage crashed with an unexpected error (a bug); the fault is audited."""
+
+    exit_code = 12
+
+
 EXIT_CODES = {
     0: "success",
     1: "unexpected internal error (a bug: please report it with the log)",
     **{cls.exit_code: cls.__doc__.strip() for cls in (
         UsageError, ConfigError, InputError, ModelError, BackendUnavailable,
-        CaptureError, KeyStoreError, WatchlistError, AuditError, PublishError)},
+        CaptureError, KeyStoreError, WatchlistError, AuditError, PublishError, StageFailed)},
     130: "interrupted (SIGINT)",
 }

@@ -36,7 +36,8 @@ AGREEMENT_MIN = 0.99  # cosine of a backend's vector to its own reference vector
 IOU_MATCH = 0.5
 
 from appliance.board import resolve_profile  # noqa: E402
-from appliance.config import Config, load_config, parse_config  # noqa: E402
+from appliance import inference  # noqa: E402
+from appliance.config import Config, load_config  # noqa: E402
 from appliance.errors import ApplianceError  # noqa: E402
 from appliance.inference import hailo  # noqa: E402
 from appliance.vision.engine import FaceEngine, decode_image  # noqa: E402
@@ -106,13 +107,13 @@ def agreement(engine: FaceEngine, photos: dict[str, Path], out_dir: Path) -> dic
 
 
 def capture_to_alert(cfg: Config, engine: FaceEngine, clip: Path, photos: dict[str, Path], work: Path) -> dict:
-    """Latency from a frame's capture to its alert, replaying the clip at 15 fps like a camera."""
-    from appliance.service import run_pipeline  # noqa: PLC0415 - the unit's own pipeline
+    """Latency from a frame's capture to its alert: the unit's pipeline on the clip replayed at
+    15 fps like a camera (frames it cannot keep up with are dropped), the photo's person watchlisted."""
+    from lfr_tools.replay import replay  # noqa: PLC0415 - the unit with an in-memory watchlist (tools only)
 
-    run_cfg = parse_config({"unit": {"data_dir": str(work / "data")}, "detect": cfg.detect.model_dump(),
-                            "capture": {"source": str(clip), "fps": 15.0},
-                            "demo_watchlist": {"enrol": {"HW-TEST": str(photos["obama"])}}}, work / "hw-test.toml")
-    result = run_pipeline(run_cfg, alert_sinks=[], engine=engine, install_signals=False)
+    run_cfg = {"unit": {"data_dir": str(work / "data")}, "detect": cfg.detect.model_dump(),
+               "capture": {"backend": "replay", "source": str(clip), "fps": 15.0}}
+    result = replay(run_cfg, engine=engine, enrol={"HW-TEST": str(photos["obama"])}, config_path=work / "hw-test.toml")
     ms = np.asarray(result.latencies_ms)
     if not ms.size:
         return {"ok": False, "why": "no alert for the watchlisted face in the clip"}
@@ -124,7 +125,7 @@ def cpu_engine(cfg: Config) -> FaceEngine:
     """The CPU engine of this profile (its configured CPU backend, else its fallback, else LiteRT)."""
     key = cfg.inference.backend if cfg.inference.backend in ("litert", "onnx") else None
     key = key or (cfg.board.inference_fallback if cfg.board.inference_fallback != "none" else "litert")
-    return FaceEngine.from_config(cfg.model_copy(update={"inference": cfg.inference.model_copy(update={"backend": key})}))
+    return FaceEngine.from_config(cfg.model_copy(update={"inference": inference.settings_for(key, cfg.inference)}))
 
 
 def npu_engine(cfg: Config) -> tuple[FaceEngine | None, str | None]:
@@ -202,8 +203,9 @@ def run(config: Path | None, out: Path, work: Path, frames_dir: Path | None, lat
         report["capture_to_alert"] = {"cpu": capture_to_alert(cfg, cpu, clip, photos, work / "cpu")}
         if npu is not None:
             report["capture_to_alert"]["npu"] = capture_to_alert(cfg, npu, clip, photos, work / "npu")
-    if npu is not None:
-        npu.close()
+    for engine in (cpu, npu):
+        if engine is not None:
+            engine.close()
     report["failed"] = _failures(report)
     out.write_text(json.dumps(report, indent=2, default=str))
     return report

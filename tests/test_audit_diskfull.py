@@ -21,6 +21,7 @@ import pytest
 from appliance.audit.export import export_log
 from appliance.audit.log import AuditLog, connect, iter_entries
 from appliance.audit.sink import AuditSink
+from appliance.sinks import DurableCommit
 from appliance.audit.verify import verify_export
 from appliance.errors import AuditError
 from tests.audit_helpers import new_key
@@ -141,9 +142,14 @@ def test_runner_stops_matching_when_the_audit_log_is_full(tmp_path):
     with small_filesystem(tmp_path / "small") as (_kind, grow):
         db = tmp_path / "small" / "audit.db"
         log = AuditLog.open(db, key, "van-full", head_every_n=16, head_every_s=3600)
-        sink, published = AuditSink(log), []
+        sink, published, commit = AuditSink(log), [], DurableCommit(log)
+
+        def deliver(alert):
+            commit(alert)
+            published.append(alert)
+
         runner = Runner(_AlertEveryFrame(), ReplaySource(frames, 0.0, True, "cam0"), 2,
-                        alert_sinks=[sink.alert, published.append], events=sink.event)
+                        deliver=deliver, events=sink.event)
         result = runner.run(install_signals=False)
         assert isinstance(result.error, AuditError) and "full" in result.error.message
         assert log.status()["state"] == "full"

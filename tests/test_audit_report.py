@@ -89,7 +89,7 @@ def test_audit_commands_end_to_end(tmp_path, capsys):
     store.init()
     from appliance.audit.sink import open_audit_log
     from appliance.config import load_config
-    log = open_audit_log(load_config(config))
+    log = open_audit_log(load_config(config), store)
     _deployment(log, DEP, 100, ["confirmed", "rejected"])
     log.append("fault", EXAMPLES["fault"])  # uncovered until the export signs a head
     log.close(final_head=None)

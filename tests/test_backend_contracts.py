@@ -59,21 +59,22 @@ def test_picamera2_probe_names_the_missing_package(no_sdks):
 
 def test_choosing_hailo_is_backend_unavailable_with_the_reason(no_sdks):
     with pytest.raises(BackendUnavailable) as err:
-        inference.choose("hailo")
+        inference.choose(hailo_backend.Settings())
     assert hailo_backend.probe() in err.value.message
     assert err.value.fix and err.value.exit_code == 6
 
 
 def test_choosing_picamera2_is_backend_unavailable_with_the_reason(no_sdks):
     with pytest.raises(BackendUnavailable) as err:
-        capture.choose("picamera2")
+        capture.open_source(pi_backend.Settings())
     assert pi_backend.probe() in err.value.message
     assert err.value.fix and err.value.exit_code == 6
 
 
 def test_auto_passes_over_an_absent_npu(no_sdks):
-    chosen = inference.choose("auto")
+    chosen, settings = inference.choose(inference.AutoSettings())
     assert chosen.KEY in ("litert", "onnx") and chosen.probe() is None
+    assert settings.backend == chosen.KEY
 
 
 def test_backends_command_lists_every_backend_with_its_state(no_sdks, capsys):
@@ -113,9 +114,9 @@ def test_hailo_with_sdk_and_card_is_available_but_refuses_a_model_it_has_no_hef_
     monkeypatch.setitem(sys.modules, "hailo_platform", types.ModuleType("hailo_platform"))
     monkeypatch.setattr(hailo_backend, "DEVICE_NODE", node)
     assert hailo_backend.probe() is None
-    module = inference.choose("hailo")
+    module, settings = inference.choose(hailo_backend.Settings())
     with pytest.raises(ModelError) as err:
-        module.open_model("mobilefacenet")
+        module.open_model("mobilefacenet", settings)
     assert "no Hailo HEF 'mobilefacenet-hailo8l'" in err.value.message and "litert" in err.value.fix
     # the full NPU contract (versions, chip, pins, requests) is tests/test_hailo_backend.py
 

@@ -150,3 +150,18 @@ def test_run_without_keys_names_the_fix(tmp_path):
     path = tmp_path / "appliance.toml"
     path.write_text(f'[unit]\ndata_dir = "{tmp_path / "data"}"\n[capture]\nsource = "{tmp_path}"\n')
     _assert_clean_failure(run_cli("run", "--config", str(path)), 8, "appliance keys init")
+
+
+def test_demo_watchlist_is_refused_by_validate_config_and_run(tmp_path):
+    """No config key bypasses the deployment gate (G2, G10): an unsigned enrolment is refused
+    before anything is opened, even beside a trusted authority."""
+    data = tmp_path / "data"
+    config = tmp_path / "unit.toml"
+    config.write_text(f'[unit]\ndata_dir = "{data}"\n[capture]\nsource = "{tmp_path}"\n'
+                      '[watchlist]\ntrusted_authorities = ["ed25519:' + "A" * 43 + '="]\n'
+                      f'[demo_watchlist.enrol]\nANYONE = "{tmp_path / "photo.jpg"}"\n')
+    for command in (["validate-config", str(config)], ["run", "--config", str(config)]):
+        result = run_cli(*command)
+        assert result.returncode == 3, result.stderr
+        assert "[demo_watchlist] is not a unit setting" in result.stderr and "deployment start" in result.stderr
+    assert not data.exists(), "nothing was opened: no audit log, no keys, no outbox"

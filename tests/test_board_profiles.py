@@ -44,6 +44,9 @@ def test_the_npu_profile_falls_back_to_the_cpu_says_so_and_audits_it():
     [(event, payload)] = chosen.audit_events()
     assert event == "fault" and payload["kind"] == "backend_fallback" and "running litert" in payload["detail"]
     validate_payload(event, payload)  # the audit log's own schema accepts it
+    running = chosen.config(cfg)  # what the unit builds its engine from
+    assert running.inference.backend == "litert" and running.inference.models_dir == cfg.inference.models_dir
+    assert running.capture == cfg.capture
 
 
 def test_a_profile_without_fallback_refuses_to_start_naming_the_setting():

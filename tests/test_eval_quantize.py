@@ -16,7 +16,7 @@ pytestmark = [pytest.mark.dataset, pytest.mark.slow]
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory):
-    from appliance import quantize
+    from lfr_tools import quantize
     from lfr_tools.evaluate import protocol
 
     lfw = lfw_dev_or_skip()
@@ -32,7 +32,7 @@ def built(tmp_path_factory):
 
 
 def test_int8_build_records_and_checks_its_hash(built):
-    from appliance import quantize
+    from lfr_tools import quantize
 
     _, models, path, _, _ = built
     assert quantize.int8_path(models) == path
@@ -44,7 +44,7 @@ def test_int8_build_records_and_checks_its_hash(built):
 
 
 def test_int8_embeddings_stay_close_to_fp32(built):
-    from appliance import quantize
+    from lfr_tools import quantize
     from appliance.inference import onnx as onnx_backend
     from appliance.vision.embed import Embedder
 

@@ -14,7 +14,7 @@ import pytest
 from appliance.config import parse_config
 from appliance.pipeline.match import Watchlist
 from lfr_tools.scenes import Actor, background, write_clip
-from appliance.service import run_pipeline
+from lfr_tools.replay import replay
 from scene_helpers import two_photo_cast
 
 
@@ -81,8 +81,7 @@ def test_golden_case(case, cast, engine, tmp_path):
                         "capture": {"backend": "replay", "source": str(tmp_path / "clip"), "fps": 0.0}},
                        tmp_path / "golden.toml")
     watchlist = _watchlist(engine, cast, case.enrolled)
-    result = run_pipeline(cfg, alert_sinks=[], watchlist=lambda: watchlist, engine=engine,
-                          install_signals=False)
+    result = replay(cfg, engine=engine, watchlist=watchlist)
     assert result.error is None
     got: dict[str, int] = {}
     for alert in result.alerts:

@@ -18,9 +18,9 @@ def test_registry_lists_every_backend_with_a_reason_when_unavailable():
     assert table["litert"] is None and table["onnx"] is None
     assert "hailo_platform" in table["hailo"]
     with pytest.raises(BackendUnavailable, match="hailo"):
-        inference.choose("hailo")
+        inference.choose(inference.backend_module("hailo").Settings())
     with pytest.raises(BackendUnavailable, match="unknown"):
-        inference.choose("tpu")
+        inference.backend_module("tpu")
 
 
 def test_litert_and_onnx_give_the_same_faces_and_embeddings(lfw):

@@ -11,10 +11,12 @@ import base64
 import numpy as np
 
 from appliance.config import parse_config
-from appliance.mqtt import AlertPublisher, verify
+from appliance.mqtt import verify
 from appliance.pipeline.match import Watchlist
 from lfr_tools.scenes import Actor, background, write_clip
-from appliance.service import run_pipeline
+from appliance.keystore import unit_keystore
+from appliance.unit import Unit
+from lfr_tools.replay import with_keys
 
 try:
     from tests import mqtt_helpers as mh
@@ -42,19 +44,19 @@ def test_replay_alerts_reach_the_tablet_signed(engine, lfw, van_broker, van_cert
     watchlist = Watchlist([cast[0][0], cast[1][0]], np.stack([e.embedding for e in enrolled]), engine.model_id,
                           [{"subject_ref": cast[i][0], "category": "wanted: test", "thumbnail": enrolled[i].thumbnail_jpeg}
                            for i in (0, 1)], "dep-replay")
-    cfg = parse_config({"unit": {"id": UNIT, "data_dir": str(tmp_path / "data")},
-                        "capture": {"backend": "replay", "source": str(tmp_path / "clip"), "fps": 0.0}},
-                       tmp_path / "replay.toml")
-    keys = mh.new_keystore(tmp_path / "keys")
+    mqtt = mh.unit_config(van_certs, van_broker.unit_port, UNIT).mqtt.model_dump()
+    cfg = with_keys(parse_config({"unit": {"id": UNIT, "data_dir": str(tmp_path / "data")},
+                                  "capture": {"backend": "replay", "source": str(tmp_path / "clip"), "fps": 0.0},
+                                  "mqtt": {**mqtt, "enabled": True}}, tmp_path / "replay.toml"))
+    keys = unit_keystore(cfg)
     tablet = mh.Subscriber(van_certs, van_broker.lan_port, [f"lfr/v1/{UNIT}/alert"], client_id="tablet-replay")
     tablet.wait_connected()
-    mqtt_cfg = mh.unit_config(van_certs, van_broker.unit_port, UNIT)
-    with AlertPublisher.open(mqtt_cfg, keys, tmp_path / "data" / "outbox.db") as publisher:
+    with Unit.open(cfg, engine=engine, watchlist=lambda: watchlist) as unit:
+        publisher = unit.publisher
         topics: list[str] = []
         real_publish = publisher.client.publish
         publisher.client.publish = lambda t, *a, **k: (topics.append(t), real_publish(t, *a, **k))[1]
-        result = run_pipeline(cfg, alert_sinks=[publisher.submit], watchlist=lambda: watchlist,
-                              engine=engine, install_signals=False)
+        result = unit.run(install_signals=False)
         assert result.error is None
         assert publisher.flush(10)
     assert set(topics) <= {f"lfr/v1/{UNIT}/{k}" for k in ("alert", "status", "heartbeat")}  # nothing else leaves

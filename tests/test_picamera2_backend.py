@@ -16,7 +16,6 @@ import pytest
 from fakes import picamera2 as fake
 from appliance import capture
 from appliance.capture import picamera2 as pi
-from appliance.config import CaptureConfig
 from appliance.errors import CaptureError
 
 
@@ -51,7 +50,8 @@ def ops(state) -> list[str]:
 
 
 def test_available_when_picamera2_imports(camera):
-    assert pi.probe() is None and capture.choose("picamera2") is pi
+    assert pi.probe() is None and capture.availability()["picamera2"] is None
+    assert isinstance(capture.open_source(pi.Settings()), pi.PiCamera)
 
 
 def test_one_configuration_with_main_and_rgb888_lores_at_the_frame_rate(camera):
@@ -77,6 +77,13 @@ def test_both_arrays_and_the_sensor_timestamp_come_from_the_same_request(camera)
     per_request = [c for c in camera.calls if c[0] in ("make_array", "get_metadata", "release")]
     assert [c[0] for c in per_request[:4]] == ["make_array", "make_array", "get_metadata", "release"]
     assert all(r.released for r in camera.requests)
+
+
+def test_without_lores_the_frame_has_main_only_and_the_detector_uses_it(camera):
+    with pi.PiCamera(pi.Settings(lores=False)) as cam:
+        frame = take(cam, 1)[0]
+    assert camera.cameras_made[0].config["lores"] is None
+    assert frame.lores is None and frame.lores_scale == 1.0 and frame.image.shape == (1080, 1920, 3)
 
 
 def test_waits_are_bounded_first_frame_allowance_then_stall_frames_intervals(camera):
@@ -162,11 +169,6 @@ def test_stall_detector_reports_a_stall_to_the_watchdog():
     assert stall.timeout_s() == 0.5
     state = stall.snapshot(now=106.6)
     assert state.stalled and state.last_frame_age_s == pytest.approx(0.6) and state.frames == 1
-
-
-def test_the_legacy_capture_section_still_opens_the_camera(camera):
-    cam = pi.open_source(CaptureConfig(backend="picamera2", camera_id="cam2", fps=0.0))
-    assert cam.settings.camera_id == "cam2" and cam.settings.fps == 30.0
 
 
 def test_the_double_catches_a_request_held_at_close_and_an_unbounded_wait(camera):

@@ -18,6 +18,7 @@ import pytest
 from lfr_tools.scenes import Actor, background, write_clip
 from appliance.vision.engine import thumbnail
 from conftest import provision, run_cli
+from deployment_helpers import start_deployment, trusting
 from scene_helpers import lfw_people, sprite_from
 
 
@@ -59,8 +60,9 @@ def test_non_matching_faces_leave_no_trace(engine, lfw, tmp_path):
               for i, s in enumerate(passers)]
     write_clip(clip, background((1280, 720), seed=3), actors, 20)
     config = tmp_path / "privacy.toml"
-    config.write_text(f'[unit]\ndata_dir = "{data}"\n[capture]\nsource = "{clip}"\nfps = 0.0\n'
-                      f'[runner]\nlog_level = "debug"\n[demo_watchlist.enrol]\nSOMEONE-ELSE = "{enrolled}"\n')
+    config.write_text(trusting(f'[unit]\ndata_dir = "{data}"\n[capture]\nsource = "{clip}"\nfps = 0.0\n'
+                               f'[runner]\nlog_level = "debug"\n', tmp_path / "back-office"))
+    start_deployment(config, {"SOMEONE-ELSE": enrolled}, engine)
     result = run_cli("-v", "run", "--config", str(config), env={"TMPDIR": str(tmp)})
     assert result.returncode == 0, result.stderr[-2000:]
     assert "non_matches_discarded" in result.stderr and "DEBUG" in result.stderr

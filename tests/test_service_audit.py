@@ -5,6 +5,7 @@ import json
 
 from lfr_tools.scenes import Actor, background, write_clip
 from conftest import provision, run_cli
+from deployment_helpers import start_deployment, trusting
 from scene_helpers import lfw_people, sprite_from
 
 
@@ -17,8 +18,9 @@ def test_run_alerts_are_audited_and_the_export_verifies(engine, lfw, tmp_path):
     write_clip(tmp_path / "clip", background((1280, 720), seed=5), actors, 25)
     data = provision(tmp_path / "data")
     cfg = tmp_path / "unit.toml"
-    cfg.write_text(f'[unit]\ndata_dir = "{data}"\n[capture]\nsource = "{tmp_path / "clip"}"\nfps = 0.0\n'
-                   f'[demo_watchlist.enrol]\nWANTED-1 = "{sorted(wanted.glob("*.jpg"))[0]}"\n')
+    cfg.write_text(trusting(f'[unit]\ndata_dir = "{data}"\n[capture]\nsource = "{tmp_path / "clip"}"\nfps = 0.0\n',
+                            tmp_path / "back-office"))
+    start_deployment(cfg, {"WANTED-1": sorted(wanted.glob("*.jpg"))[0]}, engine)
     run = run_cli("run", "--config", str(cfg))
     assert run.returncode == 0, run.stderr
     alerts = [json.loads(line) for line in run.stdout.splitlines()]

@@ -19,6 +19,7 @@ from appliance.mqtt import verify
 from lfr_tools.scenes import Actor, background, write_clip
 from conftest import APPLIANCE, REPO, provision, run_cli
 from mqtt_helpers import TabletClient, tls_client, van_broker, van_certs  # noqa: F401 (fixtures)
+from deployment_helpers import start_deployment, trusting
 from scene_helpers import lfw_people, sprite_from
 
 UNIT = "van-dev-01"
@@ -36,8 +37,9 @@ def _clip_and_config(engine, lfw, tmp_path, van_broker, van_certs):
         f'[capture]\nsource = "{tmp_path / "clip"}"\nfps = 10.0\n'
         f'[mqtt]\nenabled = true\nport = {van_broker.unit_port}\nca_file = "{van_certs / "ca.crt"}"\n'
         f'cert_file = "{van_certs / (UNIT + ".crt")}"\nkey_file = "{van_certs / (UNIT + ".key")}"\n'
-        f'heartbeat_interval_s = 1.0\n'
-        f'[demo_watchlist.enrol]\nWANTED-7 = "{sorted(wanted.glob("*.jpg"))[0]}"\n')
+        f'heartbeat_interval_s = 1.0\n')
+    cfg.write_text(trusting(cfg.read_text(), tmp_path / "back-office"))
+    start_deployment(cfg, {"WANTED-7": sorted(wanted.glob("*.jpg"))[0]}, engine)
     return cfg, data
 
 

@@ -1,6 +1,7 @@
 """Watchlists with the real engine and the real pipeline: expiry while running, no plaintext at rest."""
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import tempfile
@@ -12,7 +13,9 @@ import numpy as np
 import pytest
 
 from appliance.config import Config
-from appliance.service import run_pipeline
+from appliance.audit.log import connect, iter_entries
+from appliance.unit import Unit as AppUnit
+from lfr_tools.replay import replay
 from appliance.watchlist import payload
 from appliance.watchlist.manifest import parse_time
 from appliance.watchlist.payload import Entry
@@ -79,10 +82,11 @@ def passes_folder(folder: Path, photo: Path, passes: int, face_frames: int = 3, 
     return folder
 
 
-def replay_config(source: Path, fps: float, max_missed_frames: int | None = None) -> Config:
+def replay_config(source: Path, fps: float, data_dir: Path, max_missed_frames: int | None = None) -> Config:
     """The default config replaying ``source`` (optionally ending tracks after fewer missed frames)."""
     cfg = Config()
-    update = {"capture": cfg.capture.model_copy(update={"source": str(source), "fps": fps})}
+    update = {"capture": cfg.capture.model_copy(update={"source": str(source), "fps": fps}),
+              "unit": cfg.unit.model_copy(update={"data_dir": str(data_dir)})}
     if max_missed_frames is not None:
         update["track"] = cfg.track.model_copy(update={"max_missed_frames": max_missed_frames})
     return cfg.model_copy(update=update)
@@ -108,8 +112,8 @@ def test_expiry_while_running(engine, lfw, tmp_path):
         return watchlist
 
     source = passes_folder(tmp_path / "frames", photo, passes=8)
-    result = run_pipeline(replay_config(source, fps=5.0, max_missed_frames=1), alert_sinks=[lambda a: alerts.append((time.time(), a))],
-                          watchlist=provider, engine=engine, install_signals=False)
+    result = replay(replay_config(source, fps=5.0, data_dir=tmp_path / "run", max_missed_frames=1),
+                    engine=engine, watchlist=provider, sinks={"collect": lambda a: alerts.append((time.time(), a))})
 
     print("expiry run counters:", dict(result.counters), "alerts:", len(alerts))
     assert result.error is None
@@ -180,14 +184,12 @@ def test_no_plaintext_at_rest(engine, lfw, tmp_path):
     starter.close()
     strangers = [images[0] for images in people(lfw, 60)[45:48]]
     source = frames_folder(tmp_path / "frames", [enrolled[0][1], *strangers], repeat=3)
-    cfg = replay_config(source, fps=0.0)
+    cfg = replay_config(source, fps=0.0, data_dir=unit.data_dir)  # how `appliance run` finds the deployment
     authority = (unit.authority_dir / "authority-ed25519.pub").read_text().strip()
-    cfg = cfg.model_copy(update={  # the way `appliance run` finds the deployment: config + data dir
-        "unit": cfg.unit.model_copy(update={"data_dir": str(unit.data_dir)}),
-        "watchlist": cfg.watchlist.model_copy(update={"trusted_authorities": [authority]})})
-    seen = []
-    result = run_pipeline(cfg, alert_sinks=[], engine=engine, install_signals=False,
-                          events=lambda kind, fields: seen.append(kind))
+    cfg = cfg.model_copy(update={"watchlist": cfg.watchlist.model_copy(update={"trusted_authorities": [authority]})})
+    with AppUnit.open(cfg, engine=engine) as app:
+        result = app.run(install_signals=False)
+        seen = [json.loads(body)["type"] for _, body, _ in iter_entries(connect(app.audit.db_path, readonly=True))]
     assert result.error is None and result.counters["matches"] >= 1
     assert "watchlist_load" in seen, "the run process loaded the deployment and audited it"
     unit.deployment().end("end of operation")
@@ -207,11 +209,10 @@ def test_no_matching_outside_a_deployment(engine, lfw, tmp_path):
     """G10: with [watchlist] trusting an authority but no active deployment, nothing is matched."""
     unit = make_unit(tmp_path)
     (_, photo), = enrolled_people(engine, lfw, 1)
-    cfg = replay_config(frames_folder(tmp_path / "frames", [photo], repeat=4), fps=0.0)
+    cfg = replay_config(frames_folder(tmp_path / "frames", [photo], repeat=4), fps=0.0, data_dir=unit.data_dir)
     authority = (unit.authority_dir / "authority-ed25519.pub").read_text().strip()
-    cfg = cfg.model_copy(update={
-        "unit": cfg.unit.model_copy(update={"data_dir": str(unit.data_dir)}),
-        "watchlist": cfg.watchlist.model_copy(update={"trusted_authorities": [authority]})})
-    result = run_pipeline(cfg, alert_sinks=[], engine=engine, install_signals=False)
+    cfg = cfg.model_copy(update={"watchlist": cfg.watchlist.model_copy(update={"trusted_authorities": [authority]})})
+    with AppUnit.open(cfg, engine=engine) as app:  # the deployment's provider, as `appliance run` has it
+        result = app.run(install_signals=False)
     assert result.error is None and not result.alerts
     assert result.counters["faces_unmatched_no_watchlist"] >= 1 and result.counters["matches"] == 0

@@ -34,7 +34,7 @@ _TIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,9})?(Z|[+-]\d\d:\d\d
 _PATTERNS = {"id": _ID, "hash": _HASH, "time": _TIME}
 
 FAULT_KINDS = ("camera_lost", "backend_fallback", "broker_down", "disk_low", "audit_write_failed",
-               "watchdog", "other")
+               "watchdog", "stage_failed", "other")
 DECISIONS = ("confirmed", "rejected", "unable")
 
 

@@ -19,9 +19,10 @@ from pathlib import Path
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from .. import __version__
+from ..clock import utc_text
 from ..errors import AuditError, InputError
 from . import heads
-from .log import AuditLog, connect, iter_entries, load_heads, read_meta, utc_now
+from .log import AuditLog, connect, iter_entries, load_heads, read_meta
 from .merkle import TreeLevels, leaf_hash
 from .verify import EXPORT_FORMAT, EXPORT_VERSION, load_head_file
 
@@ -89,7 +90,7 @@ def export_log(db_path: Path, out: Path, *, since: str | None = None, until: str
         base_no = max([h.fields["head_no"] for h in included if h.fields["tree_size"] <= lo] or [0])
         included = [h for h in included if h.fields["head_no"] >= base_no]
         header = {"format": EXPORT_FORMAT, "version": EXPORT_VERSION, "tool": f"appliance {__version__}",
-                  "exported_at": utc_now(), "unit": meta["unit"], "log_id": meta["log_id"],
+                  "exported_at": utc_text(), "unit": meta["unit"], "log_id": meta["log_id"],
                   "public_key": meta["public_key"], "key_fingerprint": heads.fingerprint(public),
                   "first_seq": lo, "entry_count": hi - lo, "final_head_no": final_fields["head_no"],
                   "since": since, "until": until,

@@ -30,13 +30,13 @@ from contextlib import contextmanager
 import sqlite3
 import threading
 import time as _time
-from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable, Iterator, Sequence
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlite_utils import Database
 
+from ..clock import utc_text
 from ..errors import AuditError
 from . import events, heads
 from .merkle import CompactRange, leaf_hash
@@ -58,11 +58,6 @@ _FAILURES = {  # SQLite primary result code -> (state, what it means, fix)
 
 class AuditSchemaError(AuditError):
     """An event does not match its schema; it was not written."""
-
-
-def utc_now() -> str:
-    """The current UTC time in ISO 8601 with microseconds and a Z."""
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def connect(db_path: Path, readonly: bool = False) -> Database:
@@ -165,7 +160,7 @@ class AuditLog:
         self._write(lambda seq: ("log_created", {
             "public_key": base64.b64encode(heads.public_raw(public)).decode(),
             "key_fingerprint": heads.fingerprint(public)}), reason="created", meta={
-            "log_id": self.log_id, "unit": self.unit_id, "created": utc_now(),
+            "log_id": self.log_id, "unit": self.unit_id, "created": utc_text(),
             "public_key": base64.b64encode(heads.public_raw(public)).decode()})
 
     def _load(self) -> None:
@@ -201,14 +196,19 @@ class AuditLog:
 
     # --- writing -------------------------------------------------------------
 
-    def append(self, event_type: str, payload: dict) -> int:
-        """Commit one event and return its seq; raise AuditError when it cannot be committed."""
+    def append(self, event_type: str, payload: dict, also: Sequence[tuple[str, tuple]] = ()) -> int:
+        """Commit one event and return its seq; raise AuditError when it cannot be committed.
+
+        ``also``: SQL statements (with parameters) on other tables of the same database,
+        committed in the entry's transaction or not at all (the alert outbox row that
+        carries the alert to the van: an audited alert is never left undelivered).
+        """
         try:
             events.validate_payload(event_type, payload)
         except events.EventError as exc:
             raise AuditSchemaError(f"audit event refused: {exc}",
                                    fix="log only the fields in docs/audit.md") from None
-        return self._write(lambda seq: (event_type, payload), reason="entries")
+        return self._write(lambda seq: (event_type, payload), reason="entries", also=also)
 
     def tick(self) -> heads.TreeHead | None:
         """Sign a head if entries are uncovered and head_every_s seconds have passed."""
@@ -240,19 +240,22 @@ class AuditLog:
             self._rollback()
             raise
 
-    def _write(self, make: Callable[[int], tuple[str, dict]], reason: str, meta: dict | None = None) -> int:
+    def _write(self, make: Callable[[int], tuple[str, dict]], reason: str, meta: dict | None = None,
+               also: Sequence[tuple[str, tuple]] = ()) -> int:
         with self._lock:
             self._require_open()
             with self._transaction():
                 seq = self._tree.size
                 event_type, payload = make(seq)
-                now = utc_now()
+                now = utc_text()
                 body = events.encode_entry(seq, self.log_id, self.unit_id, now, event_type, payload)
                 leaf = leaf_hash(body)
                 self._conn.execute("INSERT INTO entries (seq, time, type, body, leaf_hash) VALUES (?,?,?,?,?)",
                                    (seq, now, event_type, body, leaf))
                 if meta:
                     self._conn.executemany("INSERT INTO meta (key, value) VALUES (?, ?)", meta.items())
+                for sql, params in also:
+                    self._conn.execute(sql, params)
                 tree = self._tree.copy()
                 tree.append(leaf)
                 due = self._head_due(tree.size, reason)
@@ -273,7 +276,7 @@ class AuditLog:
     def _insert_head(self, tree: CompactRange, reason: str) -> heads.TreeHead:
         last = self._last_head
         head = heads.sign_head(self._key, unit=self.unit_id, head_no=last["head_no"] + 1 if last else 0,
-                               tree_size=tree.size, root=tree.root(), time=utc_now(),
+                               tree_size=tree.size, root=tree.root(), time=utc_text(),
                                prev=last["digest"] if last else "", reason=reason)
         fields = head.fields
         self._conn.execute("INSERT INTO heads (head_no, tree_size, time, body, signature) VALUES (?,?,?,?,?)",

@@ -1,10 +1,9 @@
-"""Connects the pipeline runner to the audit log.
+"""Connects the unit to the audit log: payloads of alerts, counters and faults.
 
-``AuditSink.alert`` is the runner's first alert sink: the alert's entry is
-committed before any later sink (outbox, MQTT) sees the alert, and an AuditError
-propagates so the runner stops matching (fail closed). ``AuditSink.event`` is the
-runner's event hook: counters (cumulative in the runner) become one per-period
-``counters`` event; faults map onto the fault kinds of the schema.
+``alert_payload`` is what the durable commit (appliance/sinks.py) writes for an
+alert. ``AuditSink.event`` is the runner's and supervisor's event hook: counters
+(cumulative in the runner) become one per-period ``counters`` event; faults map
+onto the fault kinds of the schema.
 """
 from __future__ import annotations
 
@@ -12,10 +11,11 @@ import hashlib
 from pathlib import Path
 
 from .. import __version__
+from ..clock import utc_text
 from ..config import Config, config_hash, resolve
-from ..keystore import open_keystore
+from ..keystore import KeyStore
 from .events import FAULT_KINDS
-from .log import AuditLog, utc_now
+from .log import AuditLog
 
 _COUNTER_NAMES = {"faces_seen": "faces_seen", "non_matches_discarded": "non_matches_discarded",
                   "frames_dropped": "frames_dropped", "frames": "frames_processed",
@@ -29,16 +29,16 @@ def audit_db_path(cfg: Config) -> Path:
     return db if db.is_absolute() else resolve(cfg.unit.data_dir) / db
 
 
-def open_audit_log(cfg: Config) -> AuditLog:
-    """Open the unit's audit log with the unit key from the key store."""
-    key = open_keystore("file", resolve(cfg.unit.data_dir)).signing_key()
-    return AuditLog.open(audit_db_path(cfg), key, cfg.unit.id, head_every_n=cfg.audit.head_every_entries,
-                         head_every_s=cfg.audit.head_every_s)
+def open_audit_log(cfg: Config, keystore: KeyStore) -> AuditLog:
+    """Open the unit's audit log, signed with the unit key of ``keystore``."""
+    return AuditLog.open(audit_db_path(cfg), keystore.signing_key(), cfg.unit.id,
+                         head_every_n=cfg.audit.head_every_entries, head_every_s=cfg.audit.head_every_s)
 
 
 def service_start_payload(cfg: Config, model_hashes: dict[str, str], backend: str | None = None) -> dict:
     """The ``service_start`` payload: version, SHA-256 of the config file, model hashes."""
-    config_digest = (config_hash(cfg.source_path) if cfg.source_path
+    from_file = cfg.source_path and Path(cfg.source_path).is_file()  # a config given in memory has no file
+    config_digest = (config_hash(cfg.source_path) if from_file
                      else hashlib.sha256(cfg.model_dump_json().encode()).hexdigest())
     payload = {"version": __version__, "config_hash": config_digest, "model_hashes": dict(model_hashes)}
     if backend:
@@ -84,18 +84,12 @@ class AuditSink:
     def __init__(self, log: AuditLog) -> None:
         self.log = log
         self._counters: dict = {}
-        self._period_start = utc_now()
-
-    def alert(self, alert) -> None:
-        """Commit the alert's entry; raise AuditError if it cannot be committed."""
-        self.log.append("alert", alert_payload(alert))
-
-    __call__ = alert
+        self._period_start = utc_text()
 
     def event(self, kind: str, payload: dict) -> None:
         """Record a runner event (counters, fault, or any schema event type)."""
         if kind == "counters":
-            end = utc_now()
+            end = utc_text()
             self.log.append("counters", counters_payload(payload, self._counters, self._period_start, end))
             self._counters, self._period_start = dict(payload), end
         elif kind == "fault":

@@ -5,6 +5,16 @@ from dataclasses import dataclass, field
 from typing import Iterator, Protocol
 
 import numpy as np
+from pydantic import Field
+
+from ..settings import Section
+
+
+class CaptureSettings(Section):
+    """Settings every capture backend has; a backend subclasses it with its own keys and a
+    ``backend: Literal[KEY]`` tag (the config's ``[capture]`` section is their union)."""
+
+    camera_id: str = Field("cam0", pattern=r"^[A-Za-z0-9_-]{1,32}$")
 
 
 @dataclass
@@ -24,7 +34,14 @@ class Frame:
 
 
 class FrameSource(Protocol):
-    """A camera or replay; a context manager that always releases the device."""
+    """A camera or replay; a context manager that always releases the device.
+
+    ``live`` is what the runner reads besides the frames: True for a camera or a paced
+    replay (under overload the newest frame wins and drops are counted), False for an
+    unpaced replay (the runner waits, so every frame of the file is processed).
+    """
+
+    live: bool
 
     def __enter__(self) -> "FrameSource": ...
 

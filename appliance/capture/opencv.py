@@ -1,22 +1,30 @@
 """V4L2, USB and RTSP cameras through OpenCV's VideoCapture.
 
 ``source`` is a device index ("0"), a device path ("/dev/video0") or a URL
-("rtsp://..."). Lost frames end the stream with a CaptureError so the runner's
-supervisor can report "camera lost" and reconnect.
+("rtsp://..."). Lost frames end the stream with a CaptureError (the run stops with the camera's exit code
+and the fault is audited; systemd restarts the unit).
 """
 from __future__ import annotations
 
 import threading
 import time
-from typing import Iterator
+from typing import Iterator, Literal
 
 import cv2
+from pydantic import Field
 
-from ..config import CaptureConfig
 from ..errors import CaptureError
-from .base import Frame
+from .base import CaptureSettings, Frame
 
 KEY = "opencv"
+
+
+class Settings(CaptureSettings):
+    """[capture] backend = "opencv": a V4L2 device, USB camera or RTSP stream."""
+
+    backend: Literal[KEY] = KEY
+    source: str = Field("", description="device index (0), path (/dev/video0) or rtsp:// URL")
+    fps: float = Field(0.0, ge=0.0, le=120.0, description="requested frame rate (0: the camera's own)")
 MAX_CONSECUTIVE_FAILURES = 25
 
 
@@ -69,7 +77,7 @@ class OpenCVCamera:
             seq += 1
 
 
-def open_source(cfg: CaptureConfig) -> OpenCVCamera:
+def open_source(cfg: Settings) -> OpenCVCamera:
     """Open the camera named by [capture] source."""
     if not cfg.source:
         raise CaptureError("[capture] source is empty", fix="set it to 0, /dev/video0 or rtsp://...")

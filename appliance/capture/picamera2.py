@@ -17,25 +17,23 @@ from typing import Iterator, Literal
 
 import cv2
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from ..errors import CaptureError
-from .base import Frame
+from .base import CaptureSettings, Frame
 from .stall import StallDetector
 
 KEY = "picamera2"
 CABLE_FIX = "check the ribbon cable and `rpicam-hello --list-cameras`; the unit will restart the camera"
 
 
-class Settings(BaseModel):
-    """[capture] for backend = "picamera2"."""
+class Settings(CaptureSettings):
+    """[capture] backend = "picamera2": the Pi camera, a main stream for crops and a lores one for the detector."""
 
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
-
-    backend: Literal["picamera2"] = "picamera2"
-    camera_id: str = Field("cam0", pattern=r"^[A-Za-z0-9_-]{1,32}$")
+    backend: Literal[KEY] = KEY
     camera_num: int = Field(0, ge=0, le=7)
     main_size: list[int] = Field([1920, 1080], min_length=2, max_length=2, description="crops come from here")
+    lores: bool = Field(True, description="a second, smaller stream for the detector (false: detect on main)")
     lores_size: list[int] = Field([640, 360], min_length=2, max_length=2, description="the detector sees this")
     lores_format: Literal["RGB888", "YUV420"] = Field("RGB888", description="RGB888 needs a Pi 5")
     fps: float = Field(30.0, ge=1.0, le=120.0)
@@ -78,10 +76,9 @@ class PiCamera:
         except (RuntimeError, IndexError) as exc:
             raise CaptureError(f"cannot open Pi camera {s.camera_num}: {exc or 'no camera found'}", fix=CABLE_FIX) from None
         try:
+            lores = {"size": tuple(s.lores_size), "format": s.lores_format} if s.lores else None
             self._cam.configure(self._cam.create_video_configuration(
-                main={"size": tuple(s.main_size), "format": "RGB888"},
-                lores={"size": tuple(s.lores_size), "format": s.lores_format},
-                controls={"FrameRate": s.fps}))
+                main={"size": tuple(s.main_size), "format": "RGB888"}, lores=lores, controls={"FrameRate": s.fps}))
             self._cam.start()
         except RuntimeError as exc:
             self._close()  # release a camera that opened but did not start, for the next attempt
@@ -121,17 +118,17 @@ class PiCamera:
         while not self._stop.is_set():
             main, lores, metadata = self._capture()
             self.stall.beat()
-            yield Frame(seq, self._timestamp(metadata), main, self.camera_id, lores=lores,
-                        lores_scale=main.shape[1] / lores.shape[1],
+            scale = main.shape[1] / lores.shape[1] if lores is not None else 1.0
+            yield Frame(seq, self._timestamp(metadata), main, self.camera_id, lores=lores, lores_scale=scale,
                         sensor_ts_ns=metadata.get("SensorTimestamp"))
             seq += 1
 
-    def _capture(self) -> tuple[np.ndarray, np.ndarray, dict]:
+    def _capture(self) -> tuple[np.ndarray, np.ndarray | None, dict]:
         """Both arrays and the metadata of one request; the request is always released."""
         request = self._next_request()
         try:
             main = request.make_array("main")
-            lores = _bgr(request.make_array("lores"), self.settings.lores_format)
+            lores = _bgr(request.make_array("lores"), self.settings.lores_format) if self.settings.lores else None
             metadata = request.get_metadata()
         except (RuntimeError, ValueError) as exc:
             raise CaptureError(f"the Pi camera gave an unusable frame: {exc}", fix=CABLE_FIX) from None
@@ -159,8 +156,6 @@ class PiCamera:
         return t
 
 
-def open_source(settings) -> PiCamera:
-    """Open the Pi camera (``settings``: this backend's Settings, or the legacy CaptureConfig)."""
-    if not isinstance(settings, Settings):  # until [capture] is the backends' union (issue 16)
-        settings = Settings(camera_id=settings.camera_id, fps=settings.fps or 30.0)
+def open_source(settings: Settings) -> PiCamera:
+    """Open the Pi camera."""
     return PiCamera(settings)

@@ -8,16 +8,26 @@ from __future__ import annotations
 import threading
 import time
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Literal
 
 import cv2
 import numpy as np
+from pydantic import Field
 
-from ..config import CaptureConfig, resolve
 from ..errors import CaptureError
-from .base import Frame
+from ..paths import resolve
+from .base import CaptureSettings, Frame
 
 KEY = "replay"
+
+
+class Settings(CaptureSettings):
+    """[capture] backend = "replay": a video file or an image folder."""
+
+    backend: Literal[KEY] = KEY
+    source: str = Field("", description="video file or folder of frames")
+    fps: float = Field(0.0, ge=0.0, le=120.0, description="0 replays as fast as possible")
+    loop: bool = False
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
 
 
@@ -103,7 +113,7 @@ class ReplaySource:
                 return
 
 
-def open_source(cfg: CaptureConfig) -> ReplaySource:
+def open_source(cfg: Settings) -> ReplaySource:
     """Open the replay named by [capture] source."""
     if not cfg.source:
         raise CaptureError("[capture] source is empty", fix="set it to a video file or an image folder")

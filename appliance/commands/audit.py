@@ -26,12 +26,11 @@ def _db(args: argparse.Namespace) -> Path:
 def cmd_export(args: argparse.Namespace) -> int:
     """Write the export file an auditor verifies offline."""
     from ..audit.export import export_log, sign_export_head  # noqa: PLC0415
-    from ..keystore import open_keystore  # noqa: PLC0415
-    from ..config import resolve  # noqa: PLC0415
+    from ..keystore import unit_keystore  # noqa: PLC0415
 
     cfg, db = _config(args), _db(args)
     if not args.no_sign and args.until is None:
-        sign_export_head(db, open_keystore("file", resolve(cfg.unit.data_dir)).signing_key(), cfg.unit.id)
+        sign_export_head(db, unit_keystore(cfg).signing_key(), cfg.unit.id)
     summary = export_log(db, Path(args.out), since=args.since, until=args.until,
                          previous_head=Path(args.previous_head) if args.previous_head else None)
     print(json.dumps(summary, indent=2))
@@ -86,11 +85,10 @@ def cmd_key(args: argparse.Namespace) -> int:
     from cryptography.hazmat.primitives import serialization  # noqa: PLC0415
 
     from ..audit.heads import fingerprint  # noqa: PLC0415
-    from ..config import resolve  # noqa: PLC0415
-    from ..keystore import open_keystore  # noqa: PLC0415
+    from ..keystore import unit_keystore  # noqa: PLC0415
 
     cfg = _config(args)
-    public = open_keystore("file", resolve(cfg.unit.data_dir)).verify_key()
+    public = unit_keystore(cfg).verify_key()
     pem = public.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
     print(pem.decode().strip())
     print(f"# unit {cfg.unit.id}, fingerprint {fingerprint(public)}")

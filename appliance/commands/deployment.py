@@ -10,6 +10,7 @@ from pathlib import Path
 from ..audit.sink import open_audit_log
 from ..config import Config, load_config
 from ..errors import AuditError
+from ..keystore import unit_keystore
 from ..watchlist.deployment import Deployment, open_deployment
 
 
@@ -17,7 +18,8 @@ def unit_model_id(cfg: Config) -> str:
     """The model id of the embedder this unit runs (from its engine)."""
     from ..vision.engine import FaceEngine  # noqa: PLC0415 - loads the inference runtime
 
-    return FaceEngine.from_config(cfg).model_id
+    with FaceEngine.from_config(cfg) as engine:
+        return engine.model_id
 
 
 @contextmanager
@@ -30,17 +32,18 @@ def audited_deployment(args: argparse.Namespace, need_model: bool = False,
     """
     cfg = load_config(args.config) if args.config else Config()
     model_id = unit_model_id(cfg) if need_model else ""
+    store = unit_keystore(cfg)
     try:
-        log = open_audit_log(cfg)
+        log = open_audit_log(cfg, store)
     except AuditError as exc:
         if not purge_without_audit:
             raise
-        deployment = open_deployment(cfg, model_id, audit=None)
+        deployment = open_deployment(cfg, store, model_id, audit=None)
         yield deployment
         deployment.close()
         raise AuditError(f"the purge was done but could not be audited: {exc.message}", fix=exc.fix) from None
     try:
-        deployment = open_deployment(cfg, model_id, audit=log.append)
+        deployment = open_deployment(cfg, store, model_id, audit=log.append)
         yield deployment
         deployment.close()
     finally:

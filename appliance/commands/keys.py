@@ -5,15 +5,15 @@ import argparse
 import base64
 
 from .. import authority
-from ..config import Config, load_config, resolve
-from ..keystore import open_keystore
+from ..config import Config, load_config
+from ..keystore import unit_keystore
 from ..keystore.file import fingerprint
 from ..watchlist.crypto import recipient_fingerprint
 
 
 def _unit_store(args: argparse.Namespace):
     cfg = load_config(args.config) if args.config else Config()
-    return open_keystore(cfg.watchlist.keystore, resolve(cfg.unit.data_dir)), cfg
+    return unit_keystore(cfg), cfg
 
 
 def cmd_keys_init(args: argparse.Namespace) -> int:

@@ -14,13 +14,14 @@ from ..vision.engine import FaceEngine, decode_image
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    """Run the pipeline on the configured source; alerts as JSON lines on stdout."""
-    from ..service import run_service  # noqa: PLC0415
+    """Run the unit on the configured source; alerts also as JSON lines on stdout."""
+    from ..sinks import stdout_sink  # noqa: PLC0415
+    from ..unit import run_unit  # noqa: PLC0415
 
     cfg = load_config(args.config)
     if not args.verbose:
         logging.getLogger().setLevel(cfg.runner.log_level.upper())
-    result = run_service(cfg)
+    result = run_unit(cfg, sinks={"stdout": stdout_sink})
     print(json.dumps({"counters": dict(result.counters)}, sort_keys=True), file=sys.stderr)
     if result.error:
         raise result.error

@@ -1,9 +1,19 @@
-"""The model interface every inference backend provides."""
+"""What every inference backend provides: its settings and the model it opens."""
 from __future__ import annotations
 
 from typing import Protocol
 
 import numpy as np
+from pydantic import Field
+
+from ..settings import Section
+
+
+class BackendSettings(Section):
+    """Settings every inference backend has; a backend subclasses it with its own keys and a
+    ``backend: Literal[KEY]`` tag (the config's ``[inference]`` section is their union)."""
+
+    models_dir: str = Field("models/cache", description="weights; relative paths are under the working directory")
 
 
 class Model(Protocol):
@@ -14,4 +24,8 @@ class Model(Protocol):
 
     def run(self, x: np.ndarray) -> list[np.ndarray]:
         """Run one batch of exactly ``input_shape`` and return the outputs."""
+        ...
+
+    def close(self) -> None:
+        """Release the runtime's resources (interpreter, session, device handles)."""
         ...

@@ -16,10 +16,12 @@ from pathlib import Path
 from typing import Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from ..errors import BackendUnavailable, InputError, ModelError
-from ..modelstore import DEFAULT_MODELS_DIR, ModelSpec, load_manifest, model_path
+from ..modelstore import ModelSpec, load_manifest, model_path
+from ..paths import resolve
+from .base import BackendSettings
 
 KEY = "hailo"
 AUTO_PRIORITY = 0  # tried first by "auto": the NPU is the reason the unit has the card
@@ -30,19 +32,16 @@ RUNS_ON = {"hailo8l": ("HAILO8L", "HAILO8"), "hailo8": ("HAILO8",)}
 REINSTALL = "install one matching set: `sudo apt install --reinstall hailo-all`, then reboot"
 
 
-class Settings(BaseModel):
-    """[inference] for backend = "hailo": which chip, networks and scheduler group."""
+class Settings(BackendSettings):
+    """[inference] backend = "hailo": SCRFD and ArcFace HEFs on a Hailo-8L or Hailo-8 (one VDevice)."""
 
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
-
-    backend: Literal["hailo"] = "hailo"
+    backend: Literal[KEY] = KEY
     chip: Literal["hailo8l", "hailo8"] = Field("hailo8l", description="the card: Hailo-8L (AI Kit) or Hailo-8")
     detector: Literal["scrfd_2.5g", "scrfd_10g"] = "scrfd_2.5g"
     embedder: Literal["arcface_mobilefacenet", "arcface_r50"] = "arcface_mobilefacenet"
     embed_batch: int = Field(2, ge=1, le=16, description="aligned faces per embedder request")
     group_id: str = Field("lfr", pattern=r"^[A-Za-z0-9_-]{1,32}$", description="VDevice scheduler group")
     timeout_ms: int = Field(1000, ge=50, le=60000, description="longest wait for one NPU request")
-    models_dir: str = "models/cache"
 
 
 def probe() -> str | None:
@@ -137,7 +136,7 @@ def preflight(settings: Settings | None = None) -> str | None:
             spec = hef_spec(network, settings.chip)
             if info.architecture not in RUNS_ON.get(spec.chip, ()):
                 return f"{spec.file} is compiled for {spec.chip.upper()}, this card is {info.architecture}"
-            model_path(spec.name, Path(settings.models_dir))
+            model_path(spec.name, resolve(settings.models_dir))
     except (BackendUnavailable, ModelError) as exc:
         return f"{exc.message} (fix: {exc.fix})"
     return None
@@ -229,8 +228,9 @@ class HailoModel:
 class HailoDevice:
     """The card as one VDevice (ROUND_ROBIN, one group id) shared by every network opened on it."""
 
-    def __init__(self, settings: Settings, models_dir: Path = DEFAULT_MODELS_DIR) -> None:
-        self.settings, self.models_dir = settings, Path(models_dir)
+    def __init__(self, settings: Settings, models_dir: Path | None = None) -> None:
+        self.settings = settings
+        self.models_dir = Path(models_dir) if models_dir is not None else resolve(settings.models_dir)
         self.info: DeviceInfo | None = None
         self._vdevice = None
         self._models: list[HailoModel] = []
@@ -328,9 +328,9 @@ class SharedHailoModel:
 
 
 def open_model(name: str, settings: Settings | None = None, models_dir: Path | None = None) -> SharedHailoModel:
-    """Open network ``name`` ("scrfd_2.5g", "arcface_mobilefacenet", ...) on the shared device."""
+    """Open network ``name`` ("scrfd_2.5g", "arcface_mobilefacenet", ...) on the shared device
+    (``models_dir`` overrides ``settings.models_dir``, for tests and tooling)."""
     settings = settings or Settings()
-    models_dir = Path(models_dir or settings.models_dir)
     batch = settings.embed_batch if hef_spec(name, settings.chip).role == "embedder" else 1
     with _Shared.lock:
         if _Shared.device is None:

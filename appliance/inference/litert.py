@@ -3,13 +3,25 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
+from pydantic import Field
 
 from ..errors import ModelError
-from ..modelstore import DEFAULT_MODELS_DIR, model_path
+from ..modelstore import model_path
+from ..paths import resolve
+from .base import BackendSettings
 
 KEY = "litert"
+AUTO_PRIORITY = 1  # after an NPU, before ONNX Runtime
+
+
+class Settings(BackendSettings):
+    """[inference] backend = "litert": TFLite graphs on the CPU (XNNPACK)."""
+
+    backend: Literal[KEY] = KEY
+    threads: int = Field(1, ge=1, le=16, description="per model; the two inference stages already overlap")
 
 
 def _interpreter_class():
@@ -53,12 +65,17 @@ class LiteRTModel:
             self._it.invoke()
             return [self._it.get_tensor(i).copy() for i in self._outputs]
 
+    def close(self) -> None:
+        """Drop the interpreter (its tensors and delegate go with it)."""
+        with self._lock:
+            self._it = None
+
 
 def open_model_file(path: Path, threads: int = 1) -> LiteRTModel:
     """Load a .tflite file without manifest checks (build tooling and tests)."""
     return LiteRTModel(Path(path), threads)
 
 
-def open_model(name: str, models_dir: Path = DEFAULT_MODELS_DIR, threads: int = 1) -> LiteRTModel:
+def open_model(name: str, settings: Settings) -> LiteRTModel:
     """Load the pinned, hash-checked TFLite model ``name``."""
-    return LiteRTModel(model_path(name, models_dir), threads)
+    return LiteRTModel(model_path(name, resolve(settings.models_dir)), settings.threads)

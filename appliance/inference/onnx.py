@@ -2,13 +2,25 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
+from pydantic import Field
 
 from ..errors import ModelError
-from ..modelstore import DEFAULT_MODELS_DIR, model_path
+from ..modelstore import model_path
+from ..paths import resolve
+from .base import BackendSettings
 
 KEY = "onnx"
+AUTO_PRIORITY = 2  # the last CPU fallback
+
+
+class Settings(BackendSettings):
+    """[inference] backend = "onnx": the tflite2onnx conversions on ONNX Runtime's CPU provider."""
+
+    backend: Literal[KEY] = KEY
+    threads: int = Field(1, ge=1, le=16, description="intra-op threads per model")
 
 
 def probe() -> str | None:
@@ -49,12 +61,16 @@ class OnnxModel:
         nchw = np.ascontiguousarray(np.asarray(x, dtype=np.float32).transpose(0, 3, 1, 2))
         return self._session.run(None, {self._input_name: nchw})
 
+    def close(self) -> None:
+        """Drop the inference session."""
+        self._session = None
+
 
 def open_model_file(path: Path, threads: int = 1) -> OnnxModel:
     """Load an .onnx file without manifest checks (build tooling and tests)."""
     return OnnxModel(Path(path), threads)
 
 
-def open_model(name: str, models_dir: Path = DEFAULT_MODELS_DIR, threads: int = 1) -> OnnxModel:
+def open_model(name: str, settings: Settings) -> OnnxModel:
     """Load the hash-checked ONNX conversion of model ``name``."""
-    return OnnxModel(model_path(f"{name}-onnx", models_dir), threads)
+    return OnnxModel(model_path(f"{name}-onnx", resolve(settings.models_dir)), settings.threads)

@@ -45,3 +45,14 @@ def open_keystore(kind: str, data_dir: Path) -> KeyStore:
     if kind not in KEYSTORES:
         raise KeyStoreError(f"unknown key store '{kind}'", fix=f"choose one of {', '.join(KEYSTORES)}")
     return importlib.import_module(KEYSTORES[kind]).open_store(Path(data_dir) / "keys")
+
+
+def unit_keystore(cfg) -> KeyStore:
+    """The key store a config names ([keystore] backend, under [unit] data_dir).
+
+    The running unit opens it once (appliance.unit.Unit) and hands it to every part;
+    commands that run beside the service (audit export, keys show) open it here.
+    """
+    from ..paths import resolve  # noqa: PLC0415
+
+    return open_keystore(cfg.keystore.backend, resolve(cfg.unit.data_dir))

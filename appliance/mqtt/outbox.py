@@ -1,6 +1,8 @@
 """Durable alert outbox in SQLite: nothing that must not be lost lives only in memory.
 
-An alert is committed here (after its audit entry) before it is published. Its row,
+The outbox tables live in the audit log's database, and the unit commits an alert's
+outbox row in the same transaction as its audit entry (:func:`add_statements`): an
+alert is audited and queued for the van together, or neither. Its row,
 which holds the signed payload with the two JPEGs, leaves the pending set only when the
 broker acknowledges it (PUBACK with a success reason code). It is then kept, marked
 ``acked``, for a short re-send window and deleted after it: the broker persists to disk
@@ -42,6 +44,20 @@ CREATE TABLE IF NOT EXISTS mqtt_alert_log (
 """
 
 ExpiredCallback = Callable[["OutboxRow"], None]
+
+
+def add_statements(alert_id: str, topic: str, payload: bytes, created: float) -> list[tuple[str, tuple]]:
+    """The SQL that queues one signed alert (nothing if its id was already issued).
+
+    The unit runs these inside the alert's audit transaction (``AuditLog.append(..., also=)``),
+    so the audit entry and the outbox row are committed together or not at all.
+    """
+    return [
+        ("INSERT OR IGNORE INTO mqtt_alert_log (alert_id, created, state) VALUES (?, ?, 'pending')",
+         (alert_id, created)),
+        ("INSERT INTO mqtt_outbox (alert_id, topic, payload, created) SELECT ?, ?, ?, ? "
+         "WHERE changes() = 1", (alert_id, topic, payload, created)),
+    ]
 
 
 @dataclass(frozen=True)
@@ -96,13 +112,7 @@ class Outbox:
 
     def add(self, alert_id: str, topic: str, payload: bytes, created: float) -> bool:
         """Commit one signed alert; return False (and change nothing) if the id was already issued."""
-        added = self._write([
-            ("INSERT OR IGNORE INTO mqtt_alert_log (alert_id, created, state) VALUES (?, ?, 'pending')",
-             (alert_id, created)),
-            ("INSERT INTO mqtt_outbox (alert_id, topic, payload, created) SELECT ?, ?, ?, ? "
-             "WHERE changes() = 1", (alert_id, topic, payload, created)),
-        ])
-        return added == 1
+        return self._write(add_statements(alert_id, topic, payload, created)) == 1
 
     def due(self, now: float, limit: int, exclude: set[str]) -> list[OutboxRow]:
         """Pending rows whose retry time has come, skipping ids in ``exclude`` (in flight).

@@ -22,17 +22,13 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from jsonschema import Draft202012Validator
 
+from ..clock import utc_text
 from ..errors import InputError
 from ..keystore.file import fingerprint
 from .schemas import SCHEMAS
 
 ALERT_FIELDS = ("camera", "deployment_id", "subject_ref", "category", "score", "threshold",
                 "model_id", "track_id", "quality")
-
-
-def utc_now() -> str:
-    """Current UTC time as RFC 3339 with milliseconds and a Z suffix."""
-    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def new_alert_id() -> str:
@@ -73,7 +69,7 @@ class Signer:
     def sign(self, kind: str, body: dict) -> dict:
         """Add schema tag, unit, key id and signature to ``body``; validate; return the payload."""
         payload = {"schema": f"lfr/v1/{kind}", "unit": self.unit, "key_id": self.key_id,
-                   "time": body.get("time") or utc_now(), **{k: v for k, v in body.items() if k != "time"}}
+                   "time": body.get("time") or utc_text(digits=3), **{k: v for k, v in body.items() if k != "time"}}
         payload["sig"] = "A" * 86 + "=="  # placeholder so the schema check sees a complete object
         errors = schema_errors(kind, payload)
         if errors:
@@ -102,7 +98,7 @@ def _utc_z(value: str) -> str:
         raise InputError(f"alert time {value!r} is not ISO 8601", fix="use datetime.isoformat()") from None
     if parsed.tzinfo is None:
         raise InputError(f"alert time {value!r} has no UTC offset", fix="use an aware UTC datetime")
-    return parsed.astimezone(dt.timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return utc_text(parsed, digits=3)
 
 
 def alert_fields(alert: Any) -> dict:
@@ -135,7 +131,7 @@ def alert_body(alert: Any, unit: str) -> dict:
     body["score"], body["threshold"] = float(alert["score"]), float(alert["threshold"])
     body["quality"] = {k: float(v) for k, v in dict(alert["quality"]).items()}
     body["alert_id"] = alert.get("alert_id") or new_alert_id()
-    body["time"] = _utc_z(alert["time"]) if alert.get("time") else utc_now()
+    body["time"] = _utc_z(alert["time"]) if alert.get("time") else utc_text(digits=3)
     body["face_jpeg"] = _jpeg_b64(alert["face_jpeg"], "face_jpeg")
     body["reference_jpeg"] = _jpeg_b64(alert["reference_jpeg"], "reference_jpeg")
     return body

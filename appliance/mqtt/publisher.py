@@ -26,7 +26,7 @@ import paho.mqtt.client as mqtt
 from ..config import Config, MqttConfig, resolve
 from ..errors import ApplianceError, PublishError
 from .adjudication import AdjudicationIntake, Verdict
-from .outbox import Outbox, OutboxRow
+from .outbox import Outbox, OutboxRow, add_statements
 from .payload import Signer, alert_body, encode
 from .topics import topic
 
@@ -38,6 +38,8 @@ EXPIRE_EVERY_S = 1.0
 # The broker writes its state every autosave_interval (deploy/mosquitto/mosquitto.conf); what it
 # acknowledged since may die with it. A hung broker is noticed within 1.5 keepalives.
 BROKER_AUTOSAVE_S = 5.0
+PUMP_BACKOFF_S, PUMP_BACKOFF_MAX_S = 0.5, 30.0
+PUMP_CRASH_LIMIT, PUMP_CRASH_WINDOW_S = 5, 120.0
 
 
 def _log_expired(row: OutboxRow) -> None:
@@ -81,9 +83,14 @@ class AlertPublisher:
     def __init__(self, unit: str, cfg: MqttConfig, signer: Signer, outbox: Outbox, *,
                  on_expired: Callable[[OutboxRow], None] | None = None,
                  on_adjudication: Callable[[dict], None] | None = None,
-                 on_adjudication_rejected: Callable[[Verdict], None] | None = None) -> None:
+                 on_adjudication_rejected: Callable[[Verdict], None] | None = None,
+                 on_pump_fault: Callable[[BaseException, bool], None] | None = None,
+                 heartbeat_fields: Callable[[], dict] | None = None) -> None:
         self.unit, self.cfg, self.signer, self.outbox = unit, cfg, signer, outbox
         self._on_expired = on_expired or _log_expired
+        self._on_pump_fault = on_pump_fault or (lambda exc, fatal: None)
+        self._heartbeat_fields = heartbeat_fields or dict
+        self._crashes: list[float] = []
         self.intake = AdjudicationIntake(unit, lambda aid: outbox.state(aid) is not None,
                                          on_adjudication or (lambda adj: None),
                                          on_adjudication_rejected, cfg.adjudication_max_bytes)
@@ -110,7 +117,8 @@ class AlertPublisher:
 
         ``db_path`` defaults to <[unit] data_dir>/outbox.db. ``keystore`` provides the unit's
         Ed25519 signing key. Keyword callbacks: on_expired(row), on_adjudication(dict),
-        on_adjudication_rejected(Verdict). The broker need not be up.
+        on_adjudication_rejected(Verdict), on_pump_fault(exc, fatal), heartbeat_fields().
+        The broker need not be up.
         """
         db_path = db_path or resolve(cfg.unit.data_dir) / OUTBOX_FILE
         signer = Signer(cfg.unit.id, keystore.signing_key())
@@ -123,6 +131,20 @@ class AlertPublisher:
         self.client.connect_async(self.cfg.host, self.cfg.port, keepalive=self.cfg.keepalive_s)
         self.client.loop_start()
         self._pump.start()
+
+    def outbox_statements(self, alert) -> tuple[str, list[tuple[str, tuple]]]:
+        """Sign ``alert`` and return its id and the SQL that queues it in the outbox.
+
+        The unit runs the statements in the alert's audit transaction (``AuditLog.append``
+        with ``also=``, the outbox living in the audit database), then calls :meth:`wake`.
+        """
+        body = alert_body(alert, self.unit)
+        data = encode(self.signer.sign("alert", body))
+        return body["alert_id"], add_statements(body["alert_id"], topic(self.unit, "alert"), data, time.time())
+
+    def wake(self) -> None:
+        """Tell the pump that the outbox has new rows."""
+        self._wake.set()
 
     def submit(self, alert) -> str:
         """Sign the alert and commit it to the outbox (call after its audit entry); return its id.
@@ -223,11 +245,24 @@ class AlertPublisher:
                 log.error("outbox pump: %s", exc)
                 self.counters["pump_errors"] += 1
                 self._stop.wait(1.0)
-            except Exception:  # noqa: BLE001  supervision: a bug must not stop delivery for good
-                log.exception("outbox pump crashed; restarting it in 1 s")
-                self.counters["pump_crashes"] += 1
-                self._stop.wait(1.0)
+            except Exception as exc:  # noqa: BLE001 - supervision: restart with backoff, escalate if it persists
+                self._stop.wait(self._pump_crashed(exc))
         self._settle_acks()
+
+    def _pump_crashed(self, exc: BaseException) -> float:
+        """Report a pump crash (audited by the unit); return the backoff before the restart.
+
+        Alerts stay durable in the outbox meanwhile, so a restart is safe; PUMP_CRASH_LIMIT
+        crashes within PUMP_CRASH_WINDOW_S make the fault fatal (the unit stops, exits non-zero).
+        """
+        now = time.monotonic()
+        self._crashes = [t for t in self._crashes if now - t < PUMP_CRASH_WINDOW_S] + [now]
+        self.counters["pump_crashes"] += 1
+        fatal = len(self._crashes) >= PUMP_CRASH_LIMIT
+        log.error("outbox pump crashed (%d in %.0f s)%s", len(self._crashes), PUMP_CRASH_WINDOW_S,
+                  "; giving up" if fatal else "; restarting", exc_info=exc)
+        self._on_pump_fault(exc, fatal)
+        return min(PUMP_BACKOFF_MAX_S, PUMP_BACKOFF_S * 2 ** (len(self._crashes) - 1))
 
     def _settle_acks(self) -> None:
         done: list[str] = []
@@ -275,7 +310,7 @@ class AlertPublisher:
             return
         self._next_beat = now + self.cfg.heartbeat_interval_s
         body = {"seq": self._seq, "uptime_s": round(now - self._started, 3),
-                "outbox_pending": self.outbox.pending_count()}
+                "outbox_pending": self.outbox.pending_count(), **self._heartbeat_fields()}
         self._seq += 1
         self.client.publish(topic(self.unit, "heartbeat"), encode(self.signer.sign("heartbeat", body)), qos=0)
 

@@ -25,8 +25,9 @@ def _text(max_len: int, min_len: int = 1) -> dict:
     return {"type": "string", "minLength": min_len, "maxLength": max_len}
 
 
-def _envelope(kind: str, title: str, props: dict) -> dict:
-    """A signed, versioned unit payload: schema tag, unit, time, key id, signature."""
+def _envelope(kind: str, title: str, props: dict, optional: dict | None = None) -> dict:
+    """A signed, versioned unit payload: schema tag, unit, time, key id, signature; ``optional``
+    properties may be absent."""
     common = {
         "schema": {"const": f"lfr/v1/{kind}", "description": "payload type and version"},
         "unit": {"type": "string", "pattern": UNIT, "description": "unit id (same as in the topic)"},
@@ -38,10 +39,11 @@ def _envelope(kind: str, title: str, props: dict) -> dict:
                 "description": "base64 Ed25519 signature over the RFC 8785 canonical JSON of "
                                "this object without 'sig' (see docs/mqtt.md)"},
     }
-    properties = {**common, **props}
+    required = {**common, **props}
     return {"$schema": "https://json-schema.org/draft/2020-12/schema",
             "$id": f"{SCHEMA_BASE}{kind}.json", "title": title, "type": "object",
-            "additionalProperties": False, "required": sorted(properties), "properties": properties}
+            "additionalProperties": False, "required": sorted(required),
+            "properties": {**required, **(optional or {})}}
 
 
 ALERT = _envelope("alert", "Alert: a watchlist match decided on one track", {
@@ -70,10 +72,18 @@ STATUS = _envelope("status", "Status: retained; the broker publishes the last wi
     "reason": _text(200, 0),
 })
 
-HEARTBEAT = _envelope("heartbeat", "Heartbeat: liveness and outbox depth", {
+HEARTBEAT = _envelope("heartbeat", "Heartbeat: liveness, outbox depth and the unit's status", {
     "seq": {"type": "integer", "minimum": 0},
     "uptime_s": {"type": "number", "minimum": 0},
     "outbox_pending": {"type": "integer", "minimum": 0},
+}, optional={
+    "state": {"enum": ["starting", "running", "stopping", "stopped", "faulted"],
+              "description": "the pipeline's state (Unit.status())"},
+    "reason": _text(200, 0),
+    "frames_per_s": {"type": "number", "minimum": 0, "description": "frames finished per second, last 5 s"},
+    "deployment_id": _text(64),
+    "seconds_left": {"type": "number", "minimum": 0, "description": "until the deployment's not-after"},
+    "watchlist_entries": {"type": "integer", "minimum": 0},
 })
 
 ADJUDICATION = {

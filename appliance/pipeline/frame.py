@@ -1,8 +1,10 @@
 """Per-frame processing: engine -> track -> match -> decide, with privacy by construction.
 
-Everything about a face that does not match lives in local variables of
-:meth:`FrameProcessor.process` and is gone when it returns; only counters,
-track boxes and "no subject" marks survive the frame.
+A frame is processed in two stages on two threads (see runner.py): ``analyse``
+(detect, gate, align, track; choose the faces to embed) and ``finish`` (embed,
+match, decide). Everything about a face crosses between them only inside the
+frame's :class:`Analysed` object and is gone when ``finish`` returns; only
+counters, track boxes and "no subject" marks survive the frame.
 """
 from __future__ import annotations
 
@@ -44,11 +46,6 @@ class FrameProcessor:
         self.watchlist = watchlist
         self.tracker = Tracker(cfg.track.iou_min, cfg.track.max_missed_frames, cfg.match.window)
         self.counters: Counter[str] = Counter()
-        self.deployment_id = ""
-
-    def process(self, frame: Frame) -> list[Alert]:
-        """Process one frame; return the alerts it completes."""
-        return self.finish(self.analyse(frame))
 
     def analyse(self, frame: Frame) -> "Analysed":
         """Stage one: detect, gate, align and track; choose which faces to embed."""

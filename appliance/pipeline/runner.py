@@ -1,22 +1,24 @@
-"""The runner: capture, analyse and finish threads joined by bounded queues.
+"""The runner: capture, analyse and finish threads joined by bounded queues, supervised.
 
 The capture thread feeds a latest-frame-wins queue; the analyse thread detects,
-gates, aligns and tracks (FrameProcessor.analyse); the calling thread embeds,
-matches and decides (FrameProcessor.finish). The two inference stages overlap,
-one frame apart, on the two cores; the queue between them holds two frames.
+gates, aligns and tracks (``FrameProcessor.analyse``); the calling thread embeds,
+matches and decides (``FrameProcessor.finish``) and hands each alert to ``deliver``.
+The two inference stages overlap, one frame apart, on the two cores; one analysed
+frame waits between them.
 
-Under overload the newest frame wins and every dropped frame is counted (a
-live camera or a paced replay); an unpaced replay (fps = 0, "as fast as
-possible") waits instead, so every frame of the file is processed. SIGINT
-and SIGTERM stop capture, drain the processing thread and return the final
-counters. Alerts go to the alert sinks in order; the first sink is the audit
-log once it exists, so an alert leaves only after its audit entry is committed.
-If a sink raises AuditError the runner stops matching (fail closed).
+Where data about faces lives: an analysed frame (``Analysed``) carries the faces chosen
+for embedding across the analyse -> finish hand-over, one frame at a time; it is dropped
+when ``finish`` returns, so nothing about a face that did not match outlives its frame.
 
-Hooks for other subsystems:
-- ``alert_sinks``: callables taking an :class:`Alert`, called in order;
-- ``events``: a callable ``(event_type, payload)`` for service, counter and fault events;
-- ``watchlist``: a callable returning the current Watchlist or None (no matching).
+Under overload the newest frame wins and every dropped frame is counted (a live
+camera or a paced replay); an unpaced replay (``source.live`` False) waits instead,
+so every frame of the file is processed. SIGINT and SIGTERM stop capture, drain
+the processing thread and return the final counters.
+
+Supervision (:mod:`appliance.pipeline.supervisor`): anything a thread raises is a
+fault: audited, in the status, and the run's error, so ``appliance run`` exits
+non-zero. An AuditError from ``deliver`` (the audit log could not commit the alert)
+stops matching at once (fail closed).
 """
 from __future__ import annotations
 
@@ -25,19 +27,21 @@ import queue
 import signal
 import threading
 import time
-from collections import Counter
+from collections import Counter, deque
 from dataclasses import dataclass, field
 from typing import Callable, Iterator
 
 from ..capture.base import FrameSource
-from ..errors import ApplianceError, AuditError
+from ..errors import ApplianceError
 from .alert import Alert
 from .frame import FrameProcessor
+from .supervisor import Supervisor
 
 log = logging.getLogger(__name__)
 
 AlertSink = Callable[[Alert], None]
 EventSink = Callable[[str, dict], None]
+RATE_WINDOW_S = 5.0
 
 
 class LatestFrameQueue:
@@ -47,11 +51,16 @@ class LatestFrameQueue:
         self._q: queue.Queue = queue.Queue(maxsize)
         self.dropped = 0
 
-    def put(self, item: object, block: bool = False) -> None:
-        """Enqueue; if full, drop the oldest item (or wait, with ``block``, for an unpaced replay)."""
-        if block:
-            self._q.put(item)
-            return
+    def put(self, item: object, block: bool = False, stop: threading.Event | None = None) -> None:
+        """Enqueue; if full, drop the oldest item (or wait, with ``block``, for an unpaced replay,
+        until there is room or ``stop`` is set)."""
+        while block:
+            try:
+                self._q.put(item, timeout=0.5)
+                return
+            except queue.Full:
+                if stop is not None and stop.is_set():
+                    return
         while True:
             try:
                 self._q.put_nowait(item)
@@ -74,7 +83,7 @@ ANALYSED_QUEUE = 1
 
 @dataclass
 class RunResult:
-    """What a run did: counters and any error that stopped it."""
+    """What a run did: counters, alerts and the error that stopped it (None: source ended or signal)."""
 
     counters: Counter = field(default_factory=Counter)
     alerts: list[Alert] = field(default_factory=list)
@@ -91,20 +100,24 @@ class RunResult:
 
 
 class Runner:
-    """Runs a frame source through a FrameProcessor until the source ends or a signal arrives."""
+    """Runs a frame source through a FrameProcessor until the source ends, a signal arrives or a fault."""
 
     def __init__(self, processor: FrameProcessor, source: FrameSource, queue_size: int,
-                 alert_sinks: list[AlertSink] | None = None, events: EventSink | None = None,
-                 counters_every_s: float = 60.0) -> None:
+                 deliver: AlertSink | None = None, events: EventSink | None = None,
+                 counters_every_s: float = 60.0, supervisor: Supervisor | None = None) -> None:
         self.processor = processor
         self.source = source
         self.frames = LatestFrameQueue(queue_size)
         self.analysed: queue.Queue = queue.Queue(ANALYSED_QUEUE)
-        self.alert_sinks = alert_sinks or []
+        self.deliver = deliver or (lambda alert: None)
         self.events = events or (lambda kind, payload: None)
         self.counters_every_s = counters_every_s
+        self.supervisor = supervisor or Supervisor(self.events)
+        self.supervisor.on_fatal(self.stop)
         self.stop_event = threading.Event()
         self.result = RunResult()
+        self.last_frame_mono: float | None = None
+        self._finished: deque[float] = deque()
 
     def stop(self, *_: object) -> None:
         """Stop capture and processing (safe from a signal handler)."""
@@ -116,12 +129,13 @@ class Runner:
         if install_signals and threading.current_thread() is threading.main_thread():
             signal.signal(signal.SIGINT, self.stop)
             signal.signal(signal.SIGTERM, self.stop)
-        with self.source:
+        with self.supervisor.guard("capture"), self.source:
             threads = [threading.Thread(target=self._capture, name="capture", daemon=True),
                        threading.Thread(target=self._analyse, name="analyse", daemon=True)]
             for thread in threads:
                 thread.start()
-            self._process()
+            with self.supervisor.guard("finish"):
+                self._process()
             self.stop()
             for thread in threads:
                 thread.join(timeout=5)
@@ -130,19 +144,18 @@ class Runner:
 
     def _capture(self) -> None:
         try:
-            block = not getattr(self.source, "live", True)
-            for frame in self.source.frames():
-                self.frames.put(frame, block=block)
-                if self.stop_event.is_set():
-                    break
-        except ApplianceError as exc:
-            self.result.error = self.result.error or exc
-            self._event("fault", {"kind": "capture", "message": exc.message})
+            with self.supervisor.guard("capture"):
+                for frame in self.source.frames():
+                    self.frames.put(frame, block=not self.source.live, stop=self.stop_event)
+                    if self.stop_event.is_set():
+                        break
         finally:
-            self.frames.put(_END, block=True)
+            # waits for room (the last frame is not dropped), but not once the run is stopping:
+            # a dead analyse thread must not leave the capture thread blocked for ever
+            self.frames.put(_END, block=True, stop=self.stop_event)
 
     def _items(self, get: Callable[[float], object]) -> Iterator[object]:
-        """Items from a queue until its end marker, an error, or a stop while it is idle."""
+        """Items from a queue until its end marker, a fault, or a stop while it is idle."""
         while True:
             try:
                 item = get(0.5)
@@ -150,16 +163,17 @@ class Runner:
                 if self.stop_event.is_set():
                     return
                 continue
-            if item is _END or self.result.error:
+            if item is _END or self.supervisor.error:
                 return
             yield item
 
     def _analyse(self) -> None:
         try:
-            for frame in self._items(self.frames.get):
-                if self.result.first_capture_mono is None:
-                    self.result.first_capture_mono = frame.t_mono
-                self._put_analysed(self._guarded(self.processor.analyse, frame))
+            with self.supervisor.guard("analyse"):
+                for frame in self._items(self.frames.get):
+                    if self.result.first_capture_mono is None:
+                        self.result.first_capture_mono = frame.t_mono
+                    self._put_analysed(self.processor.analyse(frame))
         finally:
             self._put_analysed(_END)
 
@@ -181,47 +195,31 @@ class Runner:
     def _process(self) -> None:
         last_counters = time.monotonic()
         for item in self._items(lambda timeout: self.analysed.get(timeout=timeout)):
-            if item is not None:
-                self._handle(item)
+            for alert in self.processor.finish(item):
+                self._emit(alert)
+            self._frame_done()
             if time.monotonic() - last_counters >= self.counters_every_s:
-                self._event("counters", self.counters())
+                self.events("counters", self.counters())
                 last_counters = time.monotonic()
 
-    def _guarded(self, stage: Callable, item: object) -> object:
-        """Run one stage; a typed error stops the run (recorded, and reported as a fault)."""
-        try:
-            return stage(item)
-        except AuditError as exc:
-            self.result.error = self.result.error or exc
-            self.stop()
-        except ApplianceError as exc:
-            self.result.error = self.result.error or exc
-            self._event("fault", {"kind": type(exc).__name__, "message": exc.message})
-            self.stop()
-        return None
-
-    def _handle(self, analysed: object) -> None:
-        self._guarded(self._finish_frame, analysed)
-        self.result.last_finish_mono = time.monotonic()
-
-    def _finish_frame(self, analysed: object) -> None:
-        # an AuditError from the first sink means no audit entry: fail closed, nothing leaves
-        for alert in self.processor.finish(analysed):
-            self._emit(alert)
-
-    def _event(self, kind: str, payload: dict) -> None:
-        """Pass an event to the hook; if the audit log cannot take it, stop matching (fail closed)."""
-        try:
-            self.events(kind, payload)
-        except AuditError as exc:
-            self.result.error = self.result.error or exc
-            self.stop()
+    def _frame_done(self) -> None:
+        now = time.monotonic()
+        self.result.last_finish_mono = self.last_frame_mono = now
+        self._finished.append(now)
+        while self._finished and now - self._finished[0] > RATE_WINDOW_S:
+            self._finished.popleft()
 
     def _emit(self, alert: Alert) -> None:
-        for sink in self.alert_sinks:
-            sink(alert)
+        self.deliver(alert)  # the first step commits the audit entry: an AuditError stops here
         self.result.alerts.append(alert)
         self.result.latencies_ms.append((time.monotonic() - alert.capture_t_mono) * 1000)
+
+    def frames_per_s(self) -> float:
+        """Frames finished per second over the last few seconds (0 when none)."""
+        if len(self._finished) < 2:
+            return 0.0
+        span = self._finished[-1] - self._finished[0]
+        return (len(self._finished) - 1) / span if span > 0 else 0.0
 
     def counters(self) -> dict:
         """Current counters, including frames dropped by the queue."""
@@ -231,4 +229,6 @@ class Runner:
 
     def _finish(self) -> None:
         self.result.counters = Counter(self.counters())
-        self._event("counters", self.counters())
+        self.result.error = self.supervisor.error
+        with self.supervisor.guard("finish"):
+            self.events("counters", self.counters())

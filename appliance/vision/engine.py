@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 
 from .. import inference
-from ..config import Config, resolve
+from ..config import Config
 from ..errors import ApplianceError, InputError
 from ..modelstore import load_manifest
 from ..timing import StageTimes
@@ -88,28 +88,47 @@ class FaceEngine:
         self.embedder = embedder
         self.gate = gate
         self.times = StageTimes()
-        self.owned: list = []  # models whose device this engine releases on close() (the NPU's)
-
-    def close(self) -> None:
-        """Release the devices of the models this engine opened (the NPU's VDevice). Idempotent."""
-        while self.owned:
-            self.owned.pop().close()
 
     @classmethod
     def from_config(cls, cfg: Config) -> "FaceEngine":
         """Build the engine from the config's [inference], [detect] and [quality] sections."""
-        backend = inference.choose(cfg.inference.backend)
-        models_dir = resolve(cfg.inference.models_dir)
+        backend, settings = inference.choose(cfg.inference)
+        if backend.KEY == "hailo":  # SCRFD + ArcFace on the NPU (appliance/vision/npu.py)
+            from .npu import open_npu_engine  # noqa: PLC0415 - imports this module
+
+            return open_npu_engine(cfg, settings)
         d = cfg.detect
-        net = Net.of(backend.open_model(d.model, models_dir, cfg.inference.threads), d.model)
+        net = Net.of(backend.open_model(d.model, settings), d.model)
         focus = None
         if d.focus_tracks and d.model != FOCUS_MODEL:
-            focus = Net.of(backend.open_model(FOCUS_MODEL, models_dir, cfg.inference.threads), FOCUS_MODEL)
+            focus = Net.of(backend.open_model(FOCUS_MODEL, settings), FOCUS_MODEL)
         detector = FaceDetector(net, d.score_threshold, d.nms_iou, tuple(d.tile_sizes), d.tile_overlap,
                                 d.whole_frame, d.discovery_windows, focus)
-        emb_model = backend.open_model(EMBEDDER, models_dir, cfg.inference.threads)
-        embedder = Embedder(emb_model, load_manifest()[EMBEDDER].model_id)
+        embedder = Embedder(backend.open_model(EMBEDDER, settings), load_manifest()[EMBEDDER].model_id)
         return cls(detector, embedder, QualityGate(cfg.quality))
+
+    @property
+    def backend(self) -> str:
+        """Key of the inference backend running the models."""
+        return self.embedder.model.backend
+
+    def models(self) -> list:
+        """Every loaded model, once each."""
+        d = self.detector  # BlazeFace holds its models in nets, SCRFD holds one model
+        found = [getattr(d, "model", None), getattr(getattr(d, "net", None), "model", None),
+                 getattr(getattr(d, "focus_net", None), "model", None), self.embedder.model]
+        return list({id(m): m for m in found if m is not None}.values())
+
+    def close(self) -> None:
+        """Release every model's runtime resources."""
+        for model in self.models():
+            model.close()
+
+    def __enter__(self) -> "FaceEngine":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     @property
     def model_id(self) -> str:

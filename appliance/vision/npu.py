@@ -15,14 +15,13 @@ from .scrfd import SCRFDDetector
 
 
 def open_npu_engine(cfg: Config, settings: hailo.Settings) -> FaceEngine:
-    """Open the configured detector and embedder HEFs on the card; ``engine.close()`` releases it."""
+    """Open the configured detector and embedder HEFs on the card; ``engine.close()`` releases it
+    (the shared VDevice goes with the last network)."""
     detector = hailo.open_model(settings.detector, settings)
     try:
         embedder = hailo.open_model(settings.embedder, settings)
     except Exception:
         detector.close()
         raise
-    engine = FaceEngine(SCRFDDetector(detector, cfg.detect.score_threshold, cfg.detect.nms_iou),
-                        Embedder(embedder, embedder.model_id), QualityGate(cfg.quality))
-    engine.owned = [detector, embedder]
-    return engine
+    return FaceEngine(SCRFDDetector(detector, cfg.detect.score_threshold, cfg.detect.nms_iou),
+                      Embedder(embedder, embedder.model_id), QualityGate(cfg.quality))

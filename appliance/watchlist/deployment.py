@@ -22,12 +22,13 @@ import logging
 import os
 import threading
 import time
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Callable, Protocol
 
+from ..clock import utc_now
 from ..errors import ApplianceError, WatchlistError
 from ..pipeline.match import Watchlist
 from . import container
@@ -42,11 +43,6 @@ Clock = Callable[[], datetime]
 BUNDLE_DIR = "watchlists"
 IN_USE_GRACE_S = 1.0
 LOCK_FILE = "deployment.lock"
-
-
-def utc_now() -> datetime:
-    """The current time, timezone-aware UTC."""
-    return datetime.now(timezone.utc)
 
 
 class DeploymentKeyStore(Protocol):
@@ -361,17 +357,16 @@ def window_end(record: DeploymentRecord) -> datetime:
     return parse_time(record.not_after, "not_after")
 
 
-def open_deployment(cfg, model_id: str, audit: Audit | None = None, clock: Clock = utc_now) -> Deployment:
-    """The unit's Deployment from its config (data dir, key store, trusted authorities, bounds).
+def open_deployment(cfg, store: DeploymentKeyStore, model_id: str, audit: Audit | None = None,
+                    clock: Clock = utc_now) -> Deployment:
+    """The unit's Deployment from its config (data dir, trusted authorities, bounds) and its key store.
 
     ``model_id`` is the id of the embedder the unit runs (``FaceEngine.model_id``).
     """
     from ..authority import parse_public  # noqa: PLC0415
-    from ..config import resolve  # noqa: PLC0415
-    from ..keystore import open_keystore  # noqa: PLC0415
+    from ..paths import resolve  # noqa: PLC0415
 
     data_dir = resolve(cfg.unit.data_dir)
-    store = open_keystore(cfg.watchlist.keystore, data_dir)
     authorities = tuple(parse_public(text) for text in cfg.watchlist.trusted_authorities)
     trust = UnitTrust(authorities, store.age_recipient(), model_id)
     return Deployment(data_dir, store, trust, max_bundle_bytes=cfg.watchlist.max_bundle_bytes, audit=audit,

@@ -26,8 +26,9 @@ import numpy as np
 import pytest
 
 from appliance import capture
-from appliance.config import CaptureConfig, load_config
+from appliance.config import load_config
 from appliance.errors import BackendUnavailable
+from appliance import inference
 from appliance.inference import hailo as hailo_backend
 
 CONFIG = Path(os.environ.get("APPLIANCE_CONFIG", "/etc/appliance/appliance.toml"))
@@ -54,7 +55,7 @@ def _need_hailo_sdk() -> None:
 
 
 def _grab(n: int) -> list:
-    source = capture.choose("picamera2").open_source(CaptureConfig(backend="picamera2"))
+    source = capture.open_source(capture.capture_module("picamera2").Settings())
     frames = []
     with source:
         for frame in source.frames():
@@ -100,7 +101,7 @@ def test_test_card_in_view_is_detected():
         engine = FaceEngine.from_config(cfg)
     except BackendUnavailable:
         # this test is about the camera and the detector; the NPU has its own tests below
-        cpu = cfg.inference.model_copy(update={"backend": "litert"})
+        cpu = inference.settings_for("litert", cfg.inference)
         engine = FaceEngine.from_config(cfg.model_copy(update={"inference": cpu}))
     faces = [f for frame in _grab(5) for f in engine.faces(frame.image)]
     assert faces, "no face found on the test card in 5 frames: check focus, light and distance"

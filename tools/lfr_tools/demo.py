@@ -1,9 +1,13 @@
-"""`make demo`: a clip composed from real registry photos, replayed through the real pipeline.
+"""`make demo`: a clip composed from real registry photos, replayed through the unit's main job.
 
-Obama is enrolled from obama.jpg (plain in-memory enrolment, demo only) and walks
+The demo does what the back office and the van do, with the same code: a demo
+authority key signs a watchlist bundle in which Obama is enrolled from obama.jpg
+(`appliance watchlist build`), the unit verifies it and starts the deployment
+(`appliance deployment start`), then the unit runs the clip, where Obama walks
 past twice in other photos (obama2.jpg, obama3.jpg): two tracks, two alerts.
 Biden and people from face-api's group photos walk past too, and the background
-is a group photo: none of them is on the watchlist, so none may alert.
+is a group photo: none of them is on the watchlist, so none may alert. At the end
+the deployment is ended and its watchlist purged (`appliance deployment end`).
 """
 from __future__ import annotations
 
@@ -11,6 +15,7 @@ import hashlib
 import tempfile
 import tomllib
 from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import cv2
@@ -18,6 +23,8 @@ import numpy as np
 
 from appliance.config import Config, parse_config
 from appliance.errors import InputError
+from appliance.paths import resolve
+from appliance.watchlist.records import DeploymentRecords
 from .modelfetch import download_package, extract_member
 from .paths import DEPLOY
 from lfr_tools.scenes import Actor, background, cut_sprite, write_clip
@@ -100,18 +107,43 @@ def compose_demo_clip(engine: FaceEngine, photos: dict[str, Path], folder: Path,
 
 
 UNIT = "van-dev-01"  # a unit named in deploy/mosquitto/acl
+DEPLOYMENT = "demo-op-1"
 
 
-def demo_config(workdir: Path, photos: dict[str, Path], clip: Path, broker=None) -> tuple[Config, str]:
+def demo_config(workdir: Path, authority: str | None, clip: Path, broker=None) -> tuple[Config, str]:
     """The demo's config (also written to workdir/appliance.toml for people to read)."""
     text = (f'# Written by `appliance demo`.\n[unit]\nid = "{UNIT}"\ndata_dir = "{workdir}/data"\n\n'
             f'[capture]\nbackend = "replay"\nsource = "{clip}"\nfps = 0.0\n\n')
+    if authority:
+        text += f'[watchlist]\ntrusted_authorities = ["{authority}"]\n\n'
     if broker is not None:
         certs = broker.certs
         text += (f'[mqtt]\nenabled = true\nport = {broker.unit_port}\nca_file = "{certs}/ca.crt"\n'
-                 f'cert_file = "{certs}/{UNIT}.crt"\nkey_file = "{certs}/{UNIT}.key"\n\n')
-    text += "[demo_watchlist.enrol]\n" + "".join(f'{ref} = "{photos[name]}"\n' for ref, name in WATCHLISTED.items())
+                 f'cert_file = "{certs}/{UNIT}.crt"\nkey_file = "{certs}/{UNIT}.key"\n')
     return parse_config(tomllib.loads(text), workdir / "appliance.toml"), text
+
+
+def sign_demo_bundle(workdir: Path, photos: dict[str, Path], engine: FaceEngine, recipient: str) -> tuple[Path, str]:
+    """The back office's part: a demo authority key and a bundle enrolling WATCHLISTED (signed)."""
+    from .backoffice.authority import PUBLIC_FILE, init_authority, load_authority  # noqa: PLC0415
+    from .backoffice.build import build_bundle  # noqa: PLC0415
+    from .backoffice.seal import Operation  # noqa: PLC0415
+
+    office = workdir / "back-office"
+    if not (office / PUBLIC_FILE).exists():
+        init_authority(office)
+    csv_path = office / "watchlist.csv"
+    today = datetime.now(timezone.utc)
+    rows = "".join(f"{ref},{photos[name].name},demo,face_recognition 1.3.0 test image,"
+                   f"{today:%Y-%m-%d},{today + timedelta(days=30):%Y-%m-%d}\n" for ref, name in WATCHLISTED.items())
+    csv_path.write_text("subject_ref,image,category,image_source,capture_date,review_by\n" + rows)
+    window = (today - timedelta(minutes=5), today + timedelta(hours=2))
+    operation = Operation(DEPLOYMENT, "Supt-0001", f"{window[0]:%Y-%m-%dT%H:%M:%SZ}",
+                          f"{window[1]:%Y-%m-%dT%H:%M:%SZ}", recipient, int(today.timestamp()))
+    bundle = office / f"{DEPLOYMENT}.lfrwl"
+    build_bundle(csv_path, next(iter(photos.values())).parent, operation, engine, load_authority(office),
+                 bundle, show_progress=False)
+    return bundle, (office / PUBLIC_FILE).read_text().strip()
 
 
 def _start_broker(workdir: Path):
@@ -132,11 +164,12 @@ def _start_broker(workdir: Path):
 def _tablet_check(tablet, alerts: list, data_dir: Path) -> str:
     """Wait for the tablet to hold every alert; verify each signature with the unit key."""
     from appliance.keystore import open_keystore  # noqa: PLC0415
+    from appliance.keystore.file import KEY as FILE_STORE  # noqa: PLC0415
     from appliance.mqtt import verify  # noqa: PLC0415
 
     wanted = {a.alert_id for a in alerts}
     tablet.wait_for(lambda t: wanted <= {p["alert_id"] for p in t.payloads("alert")}, 30)
-    key = open_keystore("file", data_dir).verify_key()
+    key = open_keystore(FILE_STORE, data_dir).verify_key()
     got = {verify("alert", payload, key)["alert_id"] for topic, payload, _ in tablet.messages
            if topic.endswith("/alert")}
     return f"tablet-01 received {len(got & wanted)} of {len(wanted)} alerts over TLS, signatures valid"
@@ -148,38 +181,62 @@ def _audit_check(cfg: Config, workdir: Path) -> str:
     from appliance.audit.sink import audit_db_path  # noqa: PLC0415
     from appliance.audit.verify import verify_export  # noqa: PLC0415
 
-    from appliance.keystore import open_keystore  # noqa: PLC0415
+    from appliance.keystore import unit_keystore  # noqa: PLC0415
 
     out = workdir / "audit-export.jsonl"
     export_log(audit_db_path(cfg), out)
-    verdict = verify_export(out, unit_key=open_keystore("file", workdir / "data").verify_key())
+    verdict = verify_export(out, unit_key=unit_keystore(cfg).verify_key())
     return f"audit export {out.name}, pinned unit key: {'verified OK' if verdict.ok else 'FAILED'}"
 
 
+def _deployment(cfg: Config, action: list[str]) -> None:
+    """Run `appliance deployment ACTION --config ...` as the officer in charge would."""
+    from appliance.cli import main  # noqa: PLC0415
+
+    code = main(["deployment", *action, "--config", str(cfg.source_path)])
+    if code:
+        raise InputError(f"`appliance deployment {action[0]}` failed (exit {code})", fix="see the error above")
+
+
+def _run_unit(cfg: Config, engine: FaceEngine):
+    from appliance.sinks import stdout_sink  # noqa: PLC0415
+    from appliance.unit import Unit  # noqa: PLC0415
+
+    with Unit.open(cfg, engine=engine) as unit:
+        unit.sinks.register("stdout", stdout_sink)
+        return unit.run()
+
+
 def run_demo(workdir: Path) -> int:
-    """Fetch photos, compose the clip, enrol, replay through the unit's main job; print the verdict."""
-    from appliance.keystore import open_keystore  # noqa: PLC0415
-    from appliance.service import run_service  # noqa: PLC0415
+    """Fetch photos, sign a bundle, start its deployment, run the clip through the unit; print the verdict."""
+    from appliance.keystore import unit_keystore  # noqa: PLC0415
     from lfr_tools.broker import TabletClient  # noqa: PLC0415
 
     workdir = workdir.resolve()
     photos = fetch_photos(workdir / "assets")
-    store = open_keystore("file", workdir / "data")
-    if not store.exists():
-        store.init()
     broker = _start_broker(workdir)
     tablet = TabletClient(broker.certs, broker.lan_port, [f"lfr/v1/{UNIT}/alert"], client_id="demo-tablet") \
         if broker else None
     try:
-        cfg, text = demo_config(workdir, photos, workdir / "clip", broker)
+        base, _ = demo_config(workdir, None, workdir / "clip")
+        engine = FaceEngine.from_config(base)
+        store = unit_keystore(base)
+        if not store.exists():
+            store.init()
+        bundle, authority = sign_demo_bundle(workdir, photos, engine, store.age_recipient())
+        cfg, text = demo_config(workdir, authority, workdir / "clip", broker)
         (workdir / "appliance.toml").write_text(text)
-        engine = FaceEngine.from_config(cfg)
         clip = compose_demo_clip(engine, photos, workdir / "clip")
         print(f"demo: {CLIP_FRAMES} frames {CLIP_SIZE[0]}x{CLIP_SIZE[1]} in {clip.folder}; "
-              f"watchlist: {', '.join(WATCHLISTED)}; people in the clip: {', '.join(clip.identities)}")
+              f"watchlist: {', '.join(WATCHLISTED)} (signed bundle {bundle.name}); "
+              f"people in the clip: {', '.join(clip.identities)}")
+        if DeploymentRecords(resolve(cfg.unit.data_dir)).active() is not None:
+            _deployment(cfg, ["end", "--reason", "a previous demo run did not end"])
+        _deployment(cfg, ["start", "--bundle", str(bundle), "--location", "demo clip"])
         if tablet:
             tablet.wait_connected()
-        result = run_service(cfg, engine=engine)
+        result = _run_unit(cfg, engine)
+        _deployment(cfg, ["end", "--reason", "demo finished"])
         notes = [_tablet_check(tablet, result.alerts, workdir / "data")] if tablet else []
     finally:
         if tablet:

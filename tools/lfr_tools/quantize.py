@@ -94,6 +94,7 @@ def int8_path(models_dir: Path = DEFAULT_MODELS_DIR) -> Path:
 
 def int8_engine(cfg):
     """The configured FaceEngine with its embedder swapped for the int8 ONNX model."""
+    from appliance import inference  # noqa: PLC0415
     from appliance.config import resolve  # noqa: PLC0415
     from appliance.inference import onnx as onnx_backend  # noqa: PLC0415
     from appliance.vision.embed import Embedder  # noqa: PLC0415
@@ -101,7 +102,7 @@ def int8_engine(cfg):
 
     base = FaceEngine.from_config(cfg)
     path = int8_path(resolve(cfg.inference.models_dir))
-    model = onnx_backend.open_model_file(path, cfg.inference.threads)
+    model = onnx_backend.open_model_file(path, inference.settings_for(onnx_backend.KEY, cfg.inference).threads)
     return FaceEngine(base.detector, Embedder(model, f"{INT8_NAME}@{sha256_file(path)[:12]}"), base.gate)
 
 

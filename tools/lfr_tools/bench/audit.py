@@ -22,7 +22,8 @@ from pathlib import Path
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from appliance.audit import events, heads
-from appliance.audit.log import AuditLog, connect, utc_now
+from appliance.audit.log import AuditLog, connect
+from appliance.clock import utc_text
 from appliance.audit.merkle import CompactRange, leaf_hash
 from appliance.audit.schema import migrate
 
@@ -33,13 +34,13 @@ BATCH = 20000
 
 
 def _alert(i: int) -> dict:
-    return {"alert_id": f"bench-{i:08d}", "time": utc_now(), "subject_ref": f"S-{i % 5000:05d}",
+    return {"alert_id": f"bench-{i:08d}", "time": utc_text(), "subject_ref": f"S-{i % 5000:05d}",
             "score": 0.61 + (i % 37) / 100, "threshold": 0.55, "model_id": "mobilefacenet@d8ba40c0127f",
             "deployment_id": "op-bench-1", "camera_id": "cam0", "track_id": i}
 
 
 def _counters(i: int) -> dict:
-    return {"period_start": utc_now(), "period_end": utc_now(), "faces_seen": 200 + i % 50,
+    return {"period_start": utc_text(), "period_end": utc_text(), "faces_seen": 200 + i % 50,
             "quality_rejects": {"size": i % 13, "blur": i % 7, "pose": i % 3},
             "non_matches_discarded": 150 + i % 40, "frames_dropped": i % 5, "frames_processed": 900}
 
@@ -50,7 +51,7 @@ def _event(i: int) -> tuple[str, dict]:
         return "alert", _alert(i)
     if i % 10 == 1:
         return "adjudication", {"alert_id": f"bench-{i - 1:08d}", "decision": "confirmed",
-                                "officer_ids": ["pc-1234"], "time": utc_now()}
+                                "officer_ids": ["pc-1234"], "time": utc_text()}
     if i % 50 == 7:
         return "fault", {"kind": "broker_down", "detail": f"bench fault {i}"}
     return "counters", _counters(i)
@@ -77,7 +78,7 @@ def bench_append(db: Path, key: Ed25519PrivateKey) -> dict:
 def _sign(key, tree: CompactRange, last: heads.TreeHead | None, reason: str) -> heads.TreeHead:
     fields = last.fields if last else None
     return heads.sign_head(key, unit=UNIT, head_no=fields["head_no"] + 1 if fields else 0,
-                           tree_size=tree.size, root=tree.root(), time=utc_now(),
+                           tree_size=tree.size, root=tree.root(), time=utc_text(),
                            prev=last.digest() if last else "", reason=reason)
 
 
@@ -97,12 +98,12 @@ def bulk_fill(db_path: Path, key: Ed25519PrivateKey, n: int) -> None:
     pub_b64 = base64.b64encode(heads.public_raw(public)).decode()
     log_id = heads.log_id(public)
     db.conn.executemany("INSERT INTO meta (key, value) VALUES (?, ?)", [
-        ("log_id", log_id), ("unit", UNIT), ("created", utc_now()), ("public_key", pub_b64)])
+        ("log_id", log_id), ("unit", UNIT), ("created", utc_text()), ("public_key", pub_b64)])
     tree, last, rows, head_rows = CompactRange(), None, [], []
     for seq in range(n):
         kind, payload = (("log_created", {"public_key": pub_b64, "key_fingerprint": heads.fingerprint(public)})
                          if seq == 0 else _event(seq))
-        now = utc_now()
+        now = utc_text()
         body = events.encode_entry(seq, log_id, UNIT, now, kind, payload)
         leaf = leaf_hash(body)
         rows.append((seq, now, kind, body, leaf))

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from appliance.errors import BackendUnavailable
-from lfr_tools.paths import LFW_DEV, REPO_ROOT
+from lfr_tools.paths import REPO_ROOT
 from lfr_tools.bench import peer_clips
 
 PEER_VENV = REPO_ROOT / "bench-results" / "peer-venv"
@@ -91,17 +91,16 @@ def pipeline_on_clip(frames: np.ndarray, enrol: dict[str, str], work: Path) -> d
     import cv2  # noqa: PLC0415
 
     from appliance.config import parse_config  # noqa: PLC0415
-    from appliance.service import run_pipeline  # noqa: PLC0415
+    from lfr_tools.replay import replay  # noqa: PLC0415
 
     folder = work / f"clip-{len(list(work.glob('clip-*')))}"
     folder.mkdir()
     for i, frame in enumerate(frames):
         cv2.imwrite(str(folder / f"{i:06d}.jpg"), frame, [cv2.IMWRITE_JPEG_QUALITY, 92])
     cfg = parse_config({"unit": {"data_dir": str(work / "data")},
-                        "capture": {"source": str(folder), "fps": 0.0},
-                        "demo_watchlist": {"enrol": enrol}}, work / "peer-bench.toml")
+                        "capture": {"source": str(folder), "fps": 0.0}}, work / "peer-bench.toml")
     start = time.perf_counter()
-    result = run_pipeline(cfg, alert_sinks=[], install_signals=False)
+    result = replay(cfg, enrol=enrol)
     seconds = time.perf_counter() - start
     frames_done = result.counters["frames"]
     # the peer's figure is per frame, with its models loaded: ours too, from the first frame's

@@ -15,7 +15,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from lfr_tools.paths import LFW_DEV, REPO_ROOT
+from lfr_tools.paths import LFW_DEV
 
 LFW = LFW_DEV
 SIZE = (1280, 720)            # the acceptance clip size (and the latency run's)
@@ -165,7 +165,7 @@ def capture_to_alert(work: Path, fps: float = 15.0) -> dict:
     cannot keep up with are dropped (latest frame wins), as from a live camera.
     """
     from appliance.config import Config, parse_config  # noqa: PLC0415
-    from appliance.service import run_pipeline  # noqa: PLC0415
+    from lfr_tools.replay import replay  # noqa: PLC0415
     from appliance.vision.engine import FaceEngine  # noqa: PLC0415
 
     if not LFW.is_dir():
@@ -181,13 +181,12 @@ def capture_to_alert(work: Path, fps: float = 15.0) -> dict:
         for i, frame in enumerate(clip(sprites, faces, seed=faces)):
             cv2.imwrite(str(folder / f"{i:06d}.jpg"), frame, [cv2.IMWRITE_JPEG_QUALITY, 92])
         cfg = parse_config({"unit": {"data_dir": str(work / f"data-{faces}")},
-                            "capture": {"source": str(folder), "fps": fps},
-                            "demo_watchlist": {"enrol": enrol_everyone(engine, [s.identity for s in sprites[:faces]])}},
-                           work / "latency.toml")
-        result = run_pipeline(cfg, alert_sinks=[], install_signals=False)
+                            "capture": {"source": str(folder), "fps": fps}}, work / "latency.toml")
+        enrol = enrol_everyone(engine, [s.identity for s in sprites[:faces]])
+        result = replay(cfg, enrol=enrol)
         ms = np.array(result.latencies_ms)
         out["clips"][f"{SIZE[0]}x{SIZE[1]}_{faces}faces"] = {
-            "enrolled": len(cfg.demo_watchlist.enrol), "alerts": int(ms.size),
+            "enrolled": len(enrol), "alerts": int(ms.size),
             "frames_processed": result.counters["frames"], "frames_offered": FRAMES,
             "p50_ms": float(np.percentile(ms, 50)) if ms.size else None,
             "p99_ms": float(np.percentile(ms, 99)) if ms.size else None,

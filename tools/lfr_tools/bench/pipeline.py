@@ -19,7 +19,7 @@ def measure(size: tuple[int, int], workdir: Path) -> dict:
     """Compose the demo clip at ``size``, replay it once unpaced, return the figures."""
     from appliance.config import Config, parse_config  # noqa: PLC0415
     from lfr_tools.demo import WATCHLISTED, compose_demo_clip, fetch_photos  # noqa: PLC0415
-    from appliance.service import run_pipeline  # noqa: PLC0415
+    from lfr_tools.replay import replay  # noqa: PLC0415
     from appliance.vision.engine import FaceEngine  # noqa: PLC0415
 
     photos = fetch_photos(workdir / "assets")
@@ -28,11 +28,10 @@ def measure(size: tuple[int, int], workdir: Path) -> dict:
     compose_demo_clip(engine, photos, clip, size)
     enrol = {ref: str(photos[name]) for ref, name in WATCHLISTED.items()}
     cfg = parse_config({"unit": {"data_dir": str(workdir / "data")},
-                        "capture": {"source": str(clip), "fps": 0.0},
-                        "demo_watchlist": {"enrol": enrol}}, workdir / "bench.toml")
+                        "capture": {"source": str(clip), "fps": 0.0}}, workdir / "bench.toml")
     engine.times.clear()
     start = time.perf_counter()
-    result = run_pipeline(cfg, alert_sinks=[], engine=engine, install_signals=False)
+    result = replay(cfg, engine=engine, enrol=enrol)
     seconds = time.perf_counter() - start
     frames = result.counters["frames"]
     return {"resolution": f"{size[0]}x{size[1]}", "frames": frames, "seconds": round(seconds, 2),

@@ -13,7 +13,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from lfr_tools.paths import LFW_DEV, REPO_ROOT
+from lfr_tools.paths import LFW_DEV
 from appliance.pipeline.track import iou
 from lfr_tools.scenes import Sprite, background, cut_sprite, paste
 

@@ -5,6 +5,7 @@ import argparse
 import json
 from pathlib import Path
 
+from appliance import inference as inference_registry
 from appliance.config import Config, load_config
 from appliance.errors import UsageError
 
@@ -17,7 +18,7 @@ def build_engine(config: str | None, backend: str | None, embedder: str = "fp32"
 
     cfg = load_config(config) if config else Config()
     detect = cfg.detect.model_copy(update={"tile_sizes": [], "whole_frame": True})
-    inference = cfg.inference.model_copy(update={"backend": backend}) if backend else cfg.inference
+    inference = inference_registry.settings_for(backend, cfg.inference) if backend else cfg.inference
     cfg = cfg.model_copy(update={"detect": detect, "inference": inference})
     if embedder == "int8":
         from lfr_tools.quantize import int8_engine  # noqa: PLC0415
@@ -83,7 +84,7 @@ def cmd_quantize(args: argparse.Namespace) -> int:
 
 def _engine_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", help="appliance TOML config (default: built-in defaults)")
-    p.add_argument("--backend", choices=["auto", "litert", "onnx", "hailo"], help="override [inference] backend")
+    p.add_argument("--backend", choices=inference_registry.names(), help="override [inference] backend")
     p.add_argument("--embedder", choices=["fp32", "int8"], default="fp32",
                    help="int8: the quantized ONNX embedder built by `appliance quantize`")
     p.add_argument("--quiet", action="store_true", help="no progress bars")

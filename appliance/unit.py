@@ -1,0 +1,262 @@
+"""The van unit, built once from its Config: the one place its parts are assembled.
+
+A :class:`Unit` opens exactly one key store and hands it to every part that signs or
+decrypts (audit heads, MQTT payloads, the deployment's watchlist), so everything the
+unit signs is signed by the same key. It owns, as context-managed parts closed in
+reverse order: the face engine, the audit log, the MQTT publisher and its outbox (in
+the audit database), the deployment (the signed watchlist in memory), the alert sinks
+and the supervisor. ``appliance run``, the demo, the benchmarks and the tests build it
+the same way::
+
+    with Unit.open(cfg) as unit:
+        unit.sinks.register("stdout", stdout_sink)
+        result = unit.run()
+
+:meth:`Unit.status` is the one status the service, ``appliance selftest``, the MQTT
+heartbeat and the officers' console read.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from contextlib import ExitStack
+from typing import Callable
+
+from . import capture
+from .audit.log import AuditLog
+from .audit.sink import AuditSink, open_audit_log, service_start_payload
+from .capture.base import FrameSource
+from .config import Config
+from .errors import AuditError
+from .keystore import KeyStore, unit_keystore
+from .modelstore import load_manifest
+from .pipeline.frame import FrameProcessor, WatchlistProvider
+from .pipeline.runner import RunResult, Runner
+from .pipeline.supervisor import Supervisor
+from .sinks import AlertSinks, DurableCommit
+from .vision.engine import EMBEDDER, FOCUS_MODEL, FaceEngine
+
+log = logging.getLogger(__name__)
+
+DECISIONS = {"confirm": "confirmed", "reject": "rejected", "unable": "unable"}
+
+
+def model_hashes(cfg: Config) -> dict[str, str]:
+    """SHA-256 of the model files this config runs (recorded at service start)."""
+    specs = load_manifest()
+    names = [cfg.detect.model, EMBEDDER] + ([FOCUS_MODEL] if cfg.detect.focus_tracks else [])
+    return {name: specs[name].sha256 for name in dict.fromkeys(names)}
+
+
+class Unit:
+    """One van unit: parts opened once from the config, one status, one supervised run."""
+
+    def __init__(self, cfg: Config, keystore: KeyStore) -> None:
+        self.cfg = cfg
+        self.keystore = keystore
+        self.supervisor = Supervisor()
+        self._stack = ExitStack()
+        self._state = ("starting", "")
+        self._lock = threading.Lock()
+        self.engine: FaceEngine | None = None
+        self.audit: AuditLog | None = None
+        self.events: AuditSink | None = None
+        self.publisher = None
+        self.deployment = None
+        self.watchlist: WatchlistProvider = lambda: None
+        self.sinks: AlertSinks | None = None
+        self.runner: Runner | None = None
+
+    # -- assembly ----------------------------------------------------------------------------
+    @classmethod
+    def open(cls, cfg: Config, *, engine: FaceEngine | None = None,
+             watchlist: WatchlistProvider | None = None) -> "Unit":
+        """Open every part; on any error close what was opened and raise it.
+
+        ``engine`` lends an already loaded engine (the caller keeps and closes it).
+        ``watchlist`` replaces the deployment with an in-memory provider: for tools and
+        tests only; a unit in the field matches only a signed, active deployment, and no
+        config key can do this.
+        """
+        unit = cls(cfg, unit_keystore(cfg))
+        try:
+            unit._open_parts(engine, watchlist)
+        except BaseException:
+            unit.close()
+            raise
+        return unit
+
+    def _open_parts(self, engine: FaceEngine | None, watchlist: WatchlistProvider | None) -> None:
+        # backend and models first, then the keys: neither changes anything on disk
+        self.engine = engine or self._stack.enter_context(FaceEngine.from_config(self.cfg))
+        self.keystore.signing_key()
+        self.audit = open_audit_log(self.cfg, self.keystore)
+        self._stack.callback(self._close_audit)
+        self.events = AuditSink(self.audit)
+        self.supervisor = Supervisor(self.events.event)
+        self.publisher = self._open_publisher()
+        self.audit.append("service_start", service_start_payload(self.cfg, model_hashes(self.cfg),
+                                                                 self.engine.backend))
+        self.watchlist = watchlist or self._open_deployment()
+        self.sinks = AlertSinks(DurableCommit(self.audit, self.publisher), self.supervisor)
+
+    def _open_publisher(self):
+        """The MQTT publisher with its outbox in the audit database (None when [mqtt] is off)."""
+        if not self.cfg.mqtt.enabled:
+            return None
+        from .mqtt.publisher import AlertPublisher  # noqa: PLC0415
+
+        publisher = AlertPublisher.open(
+            self.cfg, self.keystore, self.audit.db_path, on_expired=self._alert_expired,
+            on_adjudication=self._adjudicated, on_pump_fault=self._pump_fault,
+            heartbeat_fields=self.heartbeat_fields)
+        self._stack.callback(publisher.close)
+        return publisher
+
+    def _open_deployment(self) -> WatchlistProvider:
+        """The signed deployment's watchlist provider (None outside an active deployment, G10)."""
+        if not self.cfg.watchlist.trusted_authorities:
+            return lambda: None
+        from .watchlist.deployment import open_deployment  # noqa: PLC0415
+
+        self.deployment = open_deployment(self.cfg, self.keystore, self.engine.model_id, audit=self.events.event)
+        self._stack.callback(self.deployment.close)
+        return self.deployment.current_watchlist
+
+    # -- hooks of the parts --------------------------------------------------------------------
+    def _alert_expired(self, row) -> None:
+        self.audit.append("alert_expired", {"alert_id": row.alert_id, "age_s": round(time.time() - row.created, 1)})
+
+    def _adjudicated(self, adj: dict) -> None:
+        self.audit.append("adjudication", {"alert_id": adj["alert_id"], "decision": DECISIONS[adj["decision"]],
+                                           "officer_ids": list(adj["officer_ids"]), "time": adj["time"]})
+
+    def _pump_fault(self, exc: BaseException, fatal: bool) -> None:
+        self.supervisor.fault("mqtt", exc, fatal)
+
+    # -- running -------------------------------------------------------------------------------
+    def run(self, source: FrameSource | None = None, install_signals: bool = True) -> RunResult:
+        """Run the configured source (or ``source``) through the pipeline until it ends,
+        a signal arrives or a fault stops it; the result's error says which fault."""
+        processor = FrameProcessor(self.cfg, self.engine, self.watchlist)
+        self.runner = Runner(processor, source or self._open_source(), self.cfg.runner.queue_size,
+                             deliver=self.sinks, events=self.events.event,
+                             counters_every_s=self.cfg.audit.counters_every_s, supervisor=self.supervisor)
+        if self.supervisor.error is None:
+            self._set_state("running")
+            with self.sinks:
+                result = self.runner.run(install_signals=install_signals)
+        else:  # a part failed before the run (e.g. the outbox pump gave up)
+            result = RunResult(error=self.supervisor.error)
+        self._stopped(result)
+        return result
+
+    def _open_source(self) -> FrameSource:
+        with self.supervisor.guard("capture"):
+            return capture.open_source(self.cfg.capture)
+        return _NoSource()
+
+    def _stopped(self, result: RunResult) -> None:
+        error = result.error
+        self._set_state("faulted" if error else "stopped", error.message[:200] if error else "")
+        if error and self.publisher:
+            self.publisher.set_status("degraded", error.message[:200])
+        try:
+            self.audit.append("service_stop", {"reason": "error" if error else "source ended or signal"})
+        except AuditError as exc:  # a full log must not hide the error that stopped the run
+            log.warning("could not audit service_stop: %s", exc.message)
+
+    def stop(self) -> None:
+        """Ask a running unit to stop (signal handlers, the console, tests)."""
+        if self.runner is not None:
+            self.runner.stop()
+
+    # -- status --------------------------------------------------------------------------------
+    def _set_state(self, state: str, reason: str = "") -> None:
+        with self._lock:
+            self._state = (state, reason)
+
+    def status(self) -> dict:
+        """The unit's state for the service, selftest, heartbeat and console (no biometrics)."""
+        state, reason = self._state
+        if state == "running" and self.supervisor.error is not None:
+            state, reason = "faulted", self.supervisor.error.message[:200]
+        runner = self.runner
+        last = runner.last_frame_mono if runner else None
+        counters = runner.counters() if runner else {}
+        deployment = self.deployment.status() if self.deployment else None
+        return {"unit": self.cfg.unit.id, "state": state, "reason": reason,
+                "last_fault": self.supervisor.last_fault(),
+                "backend": self.engine.backend if self.engine else None,
+                "model_id": self.engine.model_id if self.engine else None,
+                "capture": self.cfg.capture.backend,
+                "frames": int(counters.get("frames", 0)),
+                "frames_per_s": round(runner.frames_per_s(), 2) if runner else 0.0,
+                "last_frame_age_s": round(time.monotonic() - last, 3) if last else None,
+                "deployment": deployment,
+                "watchlist_entries": self._watchlist_size(deployment),
+                "sinks": dict(self.sinks.counters) if self.sinks else {},
+                "audit": self.audit.status() if self.audit else None,
+                "mqtt": self.publisher.stats() if self.publisher else None}
+
+    def _watchlist_size(self, deployment: dict | None) -> int:
+        if self.deployment is not None:  # from the record: no side effect on the matching path
+            return int(deployment["deployment"]["entry_count"]) if deployment.get("active") else 0
+        watchlist = self.watchlist()
+        return len(watchlist) if watchlist is not None else 0
+
+    def heartbeat_fields(self) -> dict:
+        """The status fields the MQTT heartbeat carries to the console (docs/mqtt.md)."""
+        status = self.status()
+        fields = {"state": status["state"], "reason": status["reason"],
+                  "frames_per_s": status["frames_per_s"], "watchlist_entries": status["watchlist_entries"]}
+        deployment = status["deployment"] or {}
+        if deployment.get("active"):
+            fields["deployment_id"] = deployment["deployment"]["deployment_id"]
+            fields["seconds_left"] = max(0.0, float(deployment["seconds_left"]))
+        return fields
+
+    # -- closing -------------------------------------------------------------------------------
+    def _close_audit(self) -> None:
+        try:
+            self.audit.close()
+        except AuditError as exc:
+            log.warning("could not sign the final audit head: %s", exc.message)
+
+    def close(self) -> None:
+        """Close every part, last opened first."""
+        self._stack.close()
+
+    def __enter__(self) -> "Unit":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class _NoSource:
+    """Stands in when the configured source could not be opened (the fault is recorded)."""
+
+    live = False
+
+    def __enter__(self) -> "_NoSource":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    def frames(self):
+        """No frames."""
+        return iter(())
+
+    def stop(self) -> None:
+        """Nothing to stop."""
+
+
+def run_unit(cfg: Config, sinks: dict[str, Callable] | None = None, **parts) -> RunResult:
+    """Open the unit, register ``sinks`` by name, run it, close it; return the result."""
+    with Unit.open(cfg, **parts) as unit:
+        for name, sink in (sinks or {}).items():
+            unit.sinks.register(name, sink)
+        return unit.run()
