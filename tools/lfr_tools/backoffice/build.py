@@ -117,6 +117,20 @@ def _candidates(rows: list[dict], today: date) -> tuple[dict[str, list[dict]], l
     return groups, rejects
 
 
+def _enrol_all(engines: list, images_dir: Path, row: dict):
+    """Enrol one row's image with every model; return ({model id: Enrolment}, None) or (None, reason).
+
+    The image must enrol with each model (its own detector and quality gate): a vector
+    missing for the model a unit runs would leave that subject unmatched there."""
+    enrolled = {}
+    for n, engine in enumerate(engines):
+        enrolment, reason = _enrol_row(engine, images_dir, row)
+        if enrolment is None:
+            return None, reason if n == 0 else f"{reason}@{engine.model_id}"
+        enrolled[engine.model_id] = enrolment
+    return enrolled, None
+
+
 def _enrol_row(engine, images_dir: Path, row: dict):
     """Enrol one row's image; return (Enrolment, None) or (None, reason)."""
     from appliance.vision.engine import EnrolmentReject  # noqa: PLC0415 (loads the vision stack)
@@ -135,7 +149,11 @@ def _enrol_row(engine, images_dir: Path, row: dict):
 
 def enrol_rows(rows: list[dict], images_dir: Path, engine, today: date,
                show_progress: bool = True) -> tuple[list[Entry], list[Reject]]:
-    """Enrol every subject from its most recent suitable image; return entries and rejects."""
+    """Enrol every subject from its most recent suitable image; return entries and rejects.
+
+    ``engine`` is one engine or a list of them, one per embedding model the bundle carries
+    (the first also gives the reference thumbnail)."""
+    engines = engine if isinstance(engine, list) else [engine]
     groups, rejects = _candidates(rows, today)
     entries = []
     with Progress(disable=not show_progress, transient=True) as progress:
@@ -147,13 +165,14 @@ def enrol_rows(rows: list[dict], images_dir: Path, engine, today: date,
                     rejects.append(Reject(row["row"], ref, row["image"], "superseded"))
                     progress.advance(task)
                     continue
-                enrolment, reason = _enrol_row(engine, images_dir, row)
+                enrolled, reason = _enrol_all(engines, images_dir, row)
                 progress.advance(task)
-                if enrolment is None:
+                if enrolled is None:
                     rejects.append(Reject(row["row"], ref, row["image"], reason))
                     continue
-                chosen = Entry(ref, row["category"], row["image_source"], row["capture_date"],
-                               row["review_by"], enrolment.embedding, enrolment.thumbnail_jpeg)
+                chosen = Entry(ref, row["category"], row["image_source"], row["capture_date"], row["review_by"],
+                               {m: e.embedding for m, e in enrolled.items()},
+                               enrolled[engines[0].model_id].thumbnail_jpeg)
             if chosen is not None:
                 entries.append(chosen)
     rejects.sort(key=lambda r: r.row)
@@ -174,15 +193,15 @@ def write_file(path: Path, data: bytes) -> None:
 
 def build_bundle(csv_path: Path, images_dir: Path, operation: Operation, engine, authority: Ed25519PrivateKey,
                  out_path: Path, today: date | None = None, show_progress: bool = True) -> BuildReport:
-    """Enrol the CSV's entries with ``engine``, seal them for ``operation`` and write ``out_path``."""
+    """Enrol the CSV's entries with ``engine`` (or each of a list of engines, one per model the
+    bundle carries), seal them for ``operation`` and write ``out_path``."""
     rows = read_rows(Path(csv_path))
     entries, rejects = enrol_rows(rows, Path(images_dir), engine, today or date.today(), show_progress)
     report = BuildReport(rows=len(rows), accepted=len(entries), rejects=rejects)
     if not entries:
         raise InputError(f"no entry could be enrolled ({report.by_reason()})",
                          fix="check the CSV and images; see the per-row reasons with --report")
-    dim = int(entries[0].embedding.shape[0])
-    data = seal_entries(operation, entries, engine.model_id, dim, authority)
+    data = seal_entries(operation, entries, authority)
     write_file(Path(out_path), data)
     report.bundle_sha256, report.bundle_bytes = hashlib.sha256(data).hexdigest(), len(data)
     return report
