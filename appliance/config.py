@@ -196,11 +196,25 @@ class BoardConfig(Section):
     profile: str = Field("", pattern=r"^[a-z0-9-]{0,40}$", description="the hw/ profile name, e.g. rpi5-hailo8l")
     devices: list[str] = Field(default_factory=list, max_length=8,
                                description="device nodes the board must have, e.g. /dev/hailo0")
-    inference_fallback: Literal["none", "litert", "onnx"] = Field(
-        "none", description="run this CPU backend when the configured one is unavailable (none: refuse to start)")
-    capture_fallback: Literal["none", "opencv"] = "none"
+    inference_fallback: str = Field(
+        "none", description="the inference backend to run when the configured one is unavailable (none: refuse to start)")
+    capture_fallback: str = Field("none", description="the capture backend to run instead (none: refuse to start)")
     expected_fps: float = Field(0.0, ge=0.0, le=240.0, description="frames/s the profile promises (0: not stated)")
     expected_capture_to_alert_ms: float = Field(0.0, ge=0.0, le=60000.0)
+
+    @field_validator("inference_fallback")
+    @classmethod
+    def _inference_registered(cls, value: str) -> str:
+        if value != "none" and value not in inference.BACKENDS:
+            raise ValueError(f"must be none or one of {', '.join(inference.BACKENDS)}")
+        return value
+
+    @field_validator("capture_fallback")
+    @classmethod
+    def _capture_registered(cls, value: str) -> str:
+        if value != "none" and value not in capture.CAPTURES:
+            raise ValueError(f"must be none or one of {', '.join(capture.CAPTURES)}")
+        return value
 
 
 class Config(Section):

@@ -93,10 +93,10 @@ class FaceEngine:
     def from_config(cls, cfg: Config) -> "FaceEngine":
         """Build the engine from the config's [inference], [detect] and [quality] sections."""
         backend, settings = inference.choose(cfg.inference)
-        if backend.KEY == "hailo":  # SCRFD + ArcFace on the NPU (appliance/vision/npu.py)
-            from .npu import open_npu_engine  # noqa: PLC0415 - imports this module
+        from . import npu  # noqa: PLC0415 - npu imports this module
 
-            return open_npu_engine(cfg, settings)
+        if backend.KEY == npu.BACKEND:  # SCRFD + ArcFace on the NPU
+            return npu.open_npu_engine(cfg, settings)
         d = cfg.detect
         net = Net.of(backend.open_model(d.model, settings), d.model)
         focus = None

@@ -13,6 +13,8 @@ from .engine import FaceEngine
 from .quality import QualityGate
 from .scrfd import SCRFDDetector
 
+BACKEND = hailo.KEY  # the inference backend whose engine this module builds
+
 
 def open_npu_engine(cfg: Config, settings: hailo.Settings) -> FaceEngine:
     """Open the configured detector and embedder HEFs on the card; ``engine.close()`` releases it

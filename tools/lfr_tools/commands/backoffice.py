@@ -64,12 +64,12 @@ def enrolment_engines(config: str | None, models: str | None = None) -> list:
 
 def _engine_for(name: str, cfg: Config):
     from appliance import inference  # noqa: PLC0415
-    from appliance.inference import hailo  # noqa: PLC0415
+    from appliance.inference import hailo, litert  # noqa: PLC0415
     from appliance.modelstore import load_manifest  # noqa: PLC0415
     from appliance.vision.engine import EMBEDDER, FaceEngine  # noqa: PLC0415
 
     if name == EMBEDDER:
-        return FaceEngine.from_config(cfg.model_copy(update={"inference": inference.settings_for("litert", cfg.inference)}))
+        return FaceEngine.from_config(cfg.model_copy(update={"inference": inference.settings_for(litert.KEY, cfg.inference)}))
     spec = load_manifest().get(name)
     if spec is None or not spec.npu or spec.role != "embedder":
         known = [EMBEDDER] + [n for n, s in load_manifest().items() if s.npu and s.role == "embedder"]
