@@ -19,6 +19,7 @@ BENCHES: dict[str, str] = {
     "peer": "lfr_tools.bench.peer",
     "audit": "lfr_tools.bench.audit",
     "mqtt": "lfr_tools.bench.mqtt",
+    "npu_host": "lfr_tools.bench.npu_host",
 }
 
 
