@@ -60,7 +60,7 @@ def test_one_configuration_with_main_and_rgb888_lores_at_the_frame_rate(camera):
     config = camera.cameras_made[0].config
     assert config["main"] == {"size": (1920, 1080), "format": "RGB888"}
     assert config["lores"] == {"size": (640, 360), "format": "RGB888"}
-    assert config["controls"] == {"FrameRate": 25.0}
+    assert config["controls"] == {"FrameDurationLimits": (40000, 40000)}  # 25 fps, in microseconds
     assert ops(camera)[:5] == ["Picamera2", "create_video_configuration", "configure", "start", "capture_request"]
 
 

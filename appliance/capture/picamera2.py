@@ -50,6 +50,13 @@ def probe() -> str | None:
     return None
 
 
+def frame_rate(fps: float) -> dict:
+    """The libcamera control that fixes the frame rate: FrameDurationLimits (min, max) in microseconds
+    (a control every libcamera camera advertises, unlike picamera2-version-dependent shorthands)."""
+    duration = round(1_000_000 / fps)
+    return {"FrameDurationLimits": (duration, duration)}
+
+
 def _bgr(array: np.ndarray, fmt: str) -> np.ndarray:
     """picamera2's RGB888 is already B, G, R in memory; YUV420 (I420) is converted."""
     return cv2.cvtColor(array, cv2.COLOR_YUV2BGR_I420) if fmt == "YUV420" else array
@@ -78,7 +85,7 @@ class PiCamera:
         try:
             lores = {"size": tuple(s.lores_size), "format": s.lores_format} if s.lores else None
             self._cam.configure(self._cam.create_video_configuration(
-                main={"size": tuple(s.main_size), "format": "RGB888"}, lores=lores, controls={"FrameRate": s.fps}))
+                main={"size": tuple(s.main_size), "format": "RGB888"}, lores=lores, controls=frame_rate(s.fps)))
             self._cam.start()
         except RuntimeError as exc:
             self._close()  # release a camera that opened but did not start, for the next attempt
