@@ -18,6 +18,7 @@ A part whose hardware is absent says so ("skipped: no Hailo device (...)", "skip
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
 import json
 import os
 import platform
@@ -161,8 +162,12 @@ def camera_check(cfg: Config, frames: int = 60) -> dict | str:
                 if len(got) % frames == 0:
                     cam.stop()
     first = got[:frames]
+    try:
+        version = importlib.metadata.version("picamera2")
+    except importlib.metadata.PackageNotFoundError:
+        version = "unknown (no package metadata)"
     ts = np.diff([f.sensor_ts_ns for f in first]) / 1e9
-    return {"ok": bool((ts > 0).all()), "frames": len(first), "main": list(first[0].image.shape),
+    return {"ok": bool((ts > 0).all()), "picamera2": version, "frames": len(first), "main": list(first[0].image.shape),
             "lores": list(first[0].lores.shape), "lores_scale": first[0].lores_scale,
             "frames_per_s": round(float(1 / np.median(ts)), 2), "reopened": len(got) == 2 * frames,
             "stall": cam.stall.snapshot().__dict__}
