@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 APPLIANCE := $(BIN)/appliance
 STAMP := $(VENV)/.installed
 
-.PHONY: venv models broker demo test bench hw-test clean
+.PHONY: venv models broker demo test bench hw-test deb clean
 
 $(STAMP): setup.cfg pyproject.toml tools/pyproject.toml
 	$(PY) -m venv $(VENV_FLAGS) $(VENV)
@@ -40,5 +40,11 @@ HW_CONFIG ?= /etc/appliance/appliance.toml
 hw-test: models
 	$(BIN)/python hw/hwtest.py --config $(HW_CONFIG) --out hw-results/hw-test.json
 
+# The unit's Debian package: dist/lfr-appliance_<version>_<arch>.deb (docs/technician.md).
+# DEB_ARCH=arm64 builds the Raspberry Pi OS package on any machine (wheels for that arch).
+DEB_ARCH ?=
+deb: models
+	$(BIN)/python -m lfr_tools.package.deb $(if $(DEB_ARCH),--arch $(DEB_ARCH))
+
 clean:
-	rm -rf $(VENV) models/cache bench-results hw-results var out
+	rm -rf $(VENV) models/cache bench-results hw-results var out dist

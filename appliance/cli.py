@@ -16,6 +16,7 @@ from importlib.metadata import entry_points
 
 from . import __version__
 from .errors import EXIT_CODES, ApplianceError
+from .logs import configure_logging
 
 COMMAND_MODULES = [
     "appliance.commands.core",
@@ -25,6 +26,8 @@ COMMAND_MODULES = [
     "appliance.commands.watchlist",
     "appliance.commands.deployment",
     "appliance.commands.audit",
+    "appliance.commands.selftest",
+    "appliance.commands.provision",
 ]
 PLUGIN_GROUP = "appliance.commands"
 
@@ -61,8 +64,7 @@ def main(argv: list[str] | None = None) -> int:
         return verify_main(argv[2:])
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    configure_logging(logging.DEBUG if args.verbose else logging.WARNING)  # journald under systemd
     if not getattr(args, "func", None):
         parser.print_help()
         return 2

@@ -217,6 +217,15 @@ class BoardConfig(Section):
         return value
 
 
+class RetentionConfig(Section):
+    """How long the unit keeps what it must not keep for long (GOVERNANCE G1, G3; docs/architecture.md)."""
+
+    alert_images_hours: float = Field(24.0, ge=0.05, le=720.0,
+                                      description="an alert's face crop and reference thumbnail are deleted "
+                                                  "after this at the latest, delivered or not")
+    sweep_every_s: float = Field(60.0, ge=1.0, le=3600.0, description="how often the retention purge runs")
+
+
 class Config(Section):
     """The whole appliance configuration."""
 
@@ -233,6 +242,9 @@ class Config(Section):
     keystore: KeystoreConfig = KeystoreConfig()
     audit: AuditConfig = AuditConfig()
     board: BoardConfig = BoardConfig()
+
+
+    retention: RetentionConfig = RetentionConfig()
 
     source_path: str | None = Field(None, exclude=True)
 

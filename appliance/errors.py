@@ -87,11 +87,18 @@ class StageFailed(ApplianceError):
     exit_code = 12
 
 
+class SelfTestFailed(ApplianceError):
+    """The self-test found a failure (each failing check names its fix)."""
+
+    exit_code = 13
+
+
 EXIT_CODES = {
     0: "success",
     1: "unexpected internal error (a bug: please report it with the log)",
     **{cls.exit_code: cls.__doc__.strip() for cls in (
         UsageError, ConfigError, InputError, ModelError, BackendUnavailable,
-        CaptureError, KeyStoreError, WatchlistError, AuditError, PublishError, StageFailed)},
+        CaptureError, KeyStoreError, WatchlistError, AuditError, PublishError, StageFailed,
+        SelfTestFailed)},
     130: "interrupted (SIGINT)",
 }

@@ -36,6 +36,7 @@ _PATTERNS = {"id": _ID, "hash": _HASH, "time": _TIME}
 FAULT_KINDS = ("camera_lost", "backend_fallback", "broker_down", "disk_low", "audit_write_failed",
                "watchdog", "stage_failed", "other")
 DECISIONS = ("confirmed", "rejected", "unable")
+RETENTION_REASONS = ("delivered", "retention", "deployment_end", "shutdown")
 
 
 class EventError(ValueError):
@@ -142,11 +143,18 @@ SCHEMAS: dict[str, EventSchema] = {
                 alert_id="id", time="time", subject_ref="id", score="number",
                 threshold="number", model_id="id", deployment_id=_opt("id"),
                 camera_id=_opt("id"), track_id=_opt("count")),
+    "alert_images_deleted": _s(1, "an alert's face crop and reference thumbnail were deleted from the unit "
+                                  "(their SHA-256 stay here): delivered, retention window over, deployment ended, shutdown",
+                               alert_id="id", reason=RETENTION_REASONS, delivered="flag",
+                               image_hashes="hashes", deployment_id=_opt("id")),
     "alert_expired": _s(1, "an alert was not delivered to the broker within the outbox's maximum age",
                         alert_id="id", age_s="number"),
     "adjudication": _s(1, "an officer's decision on an alert (G5)",
                        alert_id="id", decision=DECISIONS, officer_ids="officers", time="time",
                        deployment_id=_opt("id")),
+    "commissioned": _s(1, "the unit was commissioned: the SHA-256 of its signed commissioning record",
+                        record_hash="hash", software_version="text", model_hashes="hashes",
+                        key_fingerprint="text", selftest="counts"),
     "counters": _s(1, "aggregate counts for one period (numbers only)",
                    period_start="time", period_end="time", faces_seen="count",
                    quality_rejects="counts", non_matches_discarded="count",

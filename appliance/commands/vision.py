@@ -15,13 +15,13 @@ from ..vision.engine import FaceEngine, decode_image
 
 def cmd_run(args: argparse.Namespace) -> int:
     """Run the unit on the configured source; alerts also as JSON lines on stdout."""
+    from ..daemon import serve  # noqa: PLC0415
     from ..sinks import stdout_sink  # noqa: PLC0415
-    from ..unit import run_unit  # noqa: PLC0415
 
     cfg = load_config(args.config)
     if not args.verbose:
         logging.getLogger().setLevel(cfg.runner.log_level.upper())
-    result = run_unit(cfg, sinks={"stdout": stdout_sink})
+    result = serve(cfg, sinks={"stdout": stdout_sink})
     print(json.dumps({"counters": dict(result.counters)}, sort_keys=True), file=sys.stderr)
     if result.error:
         raise result.error

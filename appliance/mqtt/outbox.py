@@ -12,9 +12,19 @@ is expired: the audit callback is called first, then the row is marked expired i
 ``mqtt_alert_log`` and its images are deleted, so an alert is never dropped silently.
 ``mqtt_alert_log`` keeps every issued alert id (no images) so adjudications can be
 checked against it.
+
+Retention (``[retention]``, :mod:`appliance.retention`): :meth:`Outbox.images_due` and
+:meth:`Outbox.delete_images` remove rows, and with them the images, older than the retention
+window or of a deployment that ended, whatever their delivery state. The connection runs
+with ``secure_delete`` (deleted rows are overwritten with zeros in the database file) and a
+purge ends with a truncating WAL checkpoint, so no copy of an image stays in either file.
 """
 from __future__ import annotations
 
+import base64
+import binascii
+import hashlib
+import json
 import sqlite3
 import threading
 from dataclasses import dataclass
@@ -44,6 +54,36 @@ CREATE TABLE IF NOT EXISTS mqtt_alert_log (
 """
 
 ExpiredCallback = Callable[["OutboxRow"], None]
+IMAGE_FIELDS = {"face": "face_jpeg", "reference": "reference_jpeg"}
+
+
+@dataclass(frozen=True)
+class HeldImages:
+    """An outbox row seen by the retention purge: which alert, its deployment, and its images' hashes."""
+
+    alert_id: str
+    deployment_id: str
+    created: float
+    delivered: bool
+    image_hashes: dict[str, str]
+
+
+def held_images(alert_id: str, payload: bytes, created: float, delivered: bool) -> HeldImages:
+    """The deployment and SHA-256 of each (base64) JPEG in a signed alert payload."""
+    try:
+        body = json.loads(payload)
+    except ValueError:
+        body = {}
+    hashes = {}
+    for name, key in IMAGE_FIELDS.items():
+        try:
+            data = base64.b64decode(body.get(key) or "", validate=True)
+        except (binascii.Error, TypeError):
+            data = b""
+        if data:
+            hashes[name] = hashlib.sha256(data).hexdigest()
+    deployment = body.get("deployment_id") if isinstance(body.get("deployment_id"), str) else ""
+    return HeldImages(alert_id, deployment, created, delivered, hashes)
 
 
 def add_statements(alert_id: str, topic: str, payload: bytes, created: float) -> list[tuple[str, tuple]]:
@@ -83,6 +123,7 @@ class Outbox:
                                        timeout=10.0)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
+            self._db.execute("PRAGMA secure_delete=ON")  # a deleted alert's images are zeroed, not left in free pages
             self._db.executescript(SCHEMA_SQL)
         except sqlite3.Error as exc:
             raise PublishError(f"cannot open the alert outbox {self.db_path}: {exc}",
@@ -185,6 +226,44 @@ class Outbox:
             ])
             expired.append(row.alert_id)
         return expired
+
+    def images_due(self, *, created_before: float | None = None, acked_before: float | None = None,
+                   deployment_id: str | None = None) -> list[HeldImages]:
+        """Rows (with their images) created before ``created_before`` (delivered or not), acknowledged
+        before ``acked_before``, or of ``deployment_id``; nothing is changed (the caller audits,
+        then calls :meth:`delete_images`)."""
+        rows = self._read("SELECT alert_id, payload, created, acked FROM mqtt_outbox ORDER BY created")
+        due = []
+        for alert_id, payload, created, acked in rows:
+            held = held_images(alert_id, payload, created, acked is not None)
+            if ((created_before is not None and created < created_before)
+                    or (acked_before is not None and acked is not None and acked < acked_before)
+                    or (deployment_id is not None and held.deployment_id == deployment_id)):
+                due.append(held)
+        return due
+
+    def delete_images(self, alert_ids: list[str], now: float) -> int:
+        """Delete these rows (undelivered ones become 'expired' in the alert log); return how many.
+
+        The WAL is checkpointed and truncated afterwards, so the deleted pages leave it too.
+        """
+        if not alert_ids:
+            self.truncate_wal()
+            return 0
+        statements = []
+        for aid in alert_ids:
+            statements += [("DELETE FROM mqtt_outbox WHERE alert_id = ?", (aid,)),
+                           ("UPDATE mqtt_alert_log SET state = 'expired', settled = ? WHERE alert_id = ? "
+                            "AND state = 'pending'", (now, aid))]
+        deleted = sum(self._write_counts(statements)[::2])
+        self.truncate_wal()
+        return deleted
+
+    def truncate_wal(self) -> None:
+        """Checkpoint the WAL into the database and truncate it: pages of deleted rows (other
+        processes' deletions too, e.g. the publisher's after an acknowledgement) leave the WAL file."""
+        with self._lock:
+            self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
     def pending_count(self) -> int:
         """Number of alerts not yet acknowledged by the broker."""

@@ -215,11 +215,12 @@ class Runner:
         self.result.latencies_ms.append((time.monotonic() - alert.capture_t_mono) * 1000)
 
     def frames_per_s(self) -> float:
-        """Frames finished per second over the last few seconds (0 when none)."""
-        if len(self._finished) < 2:
+        """Frames finished per second over the last RATE_WINDOW_S seconds up to now (0 when none:
+        a stalled camera reads 0, not the rate it had before it stalled)."""
+        recent = [t for t in list(self._finished) if time.monotonic() - t <= RATE_WINDOW_S]
+        if len(recent) < 2:
             return 0.0
-        span = self._finished[-1] - self._finished[0]
-        return (len(self._finished) - 1) / span if span > 0 else 0.0
+        return (len(recent) - 1) / max(recent[-1] - recent[0], 1e-9)
 
     def counters(self) -> dict:
         """Current counters, including frames dropped by the queue."""

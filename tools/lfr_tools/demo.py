@@ -189,6 +189,20 @@ def _audit_check(cfg: Config, workdir: Path) -> str:
     return f"audit export {out.name}, pinned unit key: {'verified OK' if verdict.ok else 'FAILED'}"
 
 
+def _selftest_check(cfg: Config, engine: FaceEngine) -> str:
+    """`appliance selftest` on the demo unit while its broker and deployment are up; print the table."""
+    from appliance.selftest import Outcome, SelfTestContext, overall, run_selftest  # noqa: PLC0415
+    from appliance.selftest.report import render_table  # noqa: PLC0415
+
+    ctx = SelfTestContext(cfg)
+    ctx.lend_engine(engine)
+    results = run_selftest(ctx)
+    render_table(results, overall(results))
+    named = {o: [r.name for r in results if r.outcome is o] for o in (Outcome.WARN, Outcome.FAIL)}
+    return (f"selftest {overall(results).name}: warn {named[Outcome.WARN] or 'none'}, fail {named[Outcome.FAIL] or 'none'}"
+            + (" FAILED" if named[Outcome.FAIL] else ""))
+
+
 def _deployment(cfg: Config, action: list[str]) -> None:
     """Run `appliance deployment ACTION --config ...` as the officer in charge would."""
     from appliance.cli import main  # noqa: PLC0415
@@ -236,8 +250,9 @@ def run_demo(workdir: Path) -> int:
         if tablet:
             tablet.wait_connected()
         result = _run_unit(cfg, engine)
-        _deployment(cfg, ["end", "--reason", "demo finished"])
         notes = [_tablet_check(tablet, result.alerts, workdir / "data")] if tablet else []
+        notes.append(_selftest_check(cfg, engine))
+        _deployment(cfg, ["end", "--reason", "demo finished"])
     finally:
         if tablet:
             tablet.close()

@@ -1,0 +1,1 @@
+../../deploy/make-van-certs.sh
