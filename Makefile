@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 APPLIANCE := $(BIN)/appliance
 STAMP := $(VENV)/.installed
 
-.PHONY: venv models broker demo test bench deb clean
+.PHONY: venv models broker demo test bench hw-test deb clean
 
 $(STAMP): setup.cfg pyproject.toml tools/pyproject.toml
 	$(PY) -m venv $(VENV_FLAGS) $(VENV)
@@ -39,6 +39,11 @@ test: models
 bench: models
 	$(APPLIANCE) bench --out bench-results
 
+# On the unit (commissioning): the real NPU and camera against the CPU backends, JSON report.
+HW_CONFIG ?= /etc/appliance/appliance.toml
+hw-test: models
+	$(BIN)/python hw/hwtest.py --config $(HW_CONFIG) --out hw-results/hw-test.json
+
 # The unit's Debian package: dist/lfr-appliance_<version>_<arch>.deb (docs/technician.md).
 # DEB_ARCH=arm64 builds the Raspberry Pi OS package on any machine (wheels for that arch).
 DEB_ARCH ?=
@@ -46,4 +51,4 @@ deb: models
 	$(BIN)/python -m lfr_tools.package.deb $(if $(DEB_ARCH),--arch $(DEB_ARCH))
 
 clean:
-	rm -rf $(VENV) models/cache bench-results var out dist
+	rm -rf $(VENV) models/cache bench-results hw-results var out dist

@@ -247,6 +247,33 @@ class AuditConfig(Section):
                                     description="one counters event per period (a killed run loses at most one period)")
 
 
+class BoardConfig(Section):
+    """The board profile a unit was installed from (hw/*.toml): devices, fallbacks, expected speed."""
+
+    profile: str = Field("", pattern=r"^[a-z0-9-]{0,40}$", description="the hw/ profile name, e.g. rpi5-hailo8l")
+    devices: list[str] = Field(default_factory=list, max_length=8,
+                               description="device nodes the board must have, e.g. /dev/hailo0")
+    inference_fallback: str = Field(
+        "none", description="the inference backend to run when the configured one is unavailable (none: refuse to start)")
+    capture_fallback: str = Field("none", description="the capture backend to run instead (none: refuse to start)")
+    expected_fps: float = Field(0.0, ge=0.0, le=240.0, description="frames/s the profile promises (0: not stated)")
+    expected_capture_to_alert_ms: float = Field(0.0, ge=0.0, le=60000.0)
+
+    @field_validator("inference_fallback")
+    @classmethod
+    def _inference_registered(cls, value: str) -> str:
+        if value != "none" and value not in inference.BACKENDS:
+            raise ValueError(f"must be none or one of {', '.join(inference.BACKENDS)}")
+        return value
+
+    @field_validator("capture_fallback")
+    @classmethod
+    def _capture_registered(cls, value: str) -> str:
+        if value != "none" and value not in capture.CAPTURES:
+            raise ValueError(f"must be none or one of {', '.join(capture.CAPTURES)}")
+        return value
+
+
 class RetentionConfig(Section):
     """How long the unit keeps what it must not keep for long (GOVERNANCE G1, G3; docs/architecture.md)."""
 
@@ -271,6 +298,9 @@ class Config(Section):
     watchlist: WatchlistConfig = WatchlistConfig()
     keystore: KeystoreConfig = KeystoreConfig()
     audit: AuditConfig = AuditConfig()
+    board: BoardConfig = BoardConfig()
+
+
     retention: RetentionConfig = RetentionConfig()
 
     source_path: str | None = Field(None, exclude=True)

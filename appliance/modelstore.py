@@ -39,6 +39,14 @@ class ModelSpec:
     member: str = ""
     derived_from: str = ""
     converter: str = ""
+    url: str = ""  # HEFs: the Hailo Model Zoo download, fetched at provisioning only
+    chip: str = ""  # HEFs: the Hailo chip the file is compiled for (hailo8l, hailo8)
+    pin: str = ""  # "record-at-provisioning" while no SHA-256 is published for the file
+
+    @property
+    def npu(self) -> bool:
+        """True for a compiled NPU network (a HEF), which only a Hailo unit fetches and runs."""
+        return bool(self.chip)
 
     @property
     def model_id(self) -> str:
@@ -65,6 +73,11 @@ def sha256_file(path: Path) -> str:
 def _expected_hash(spec: ModelSpec, models_dir: Path) -> str:
     if spec.sha256:
         return spec.sha256
+    if spec.npu:  # never trust a HEF on first use at run time: the pin is a reviewed release change
+        raise ModelError(f"the HEF for '{spec.name}' has no pinned SHA-256 in models/manifest.toml "
+                         f"(pin: {spec.pin or 'missing'})",
+                         fix="on a provisioning machine run `appliance models fetch-hef`, review the printed "
+                             "SHA-256 and commit it to models/manifest.toml; until then use a CPU backend")
     record = models_dir / (spec.file + ".sha256")
     if not record.exists():
         raise ModelError(f"model '{spec.name}' has no build record {record}",

@@ -36,6 +36,7 @@ def test_five_points_use_the_arcface_template_and_six_the_merged_mouth():
 def test_flip_pair_is_one_call_and_sums_before_normalising():
     class Model:
         input_shape = (2, 112, 112, 3)
+        pixels = False
         calls = 0
 
         def run(self, x):

@@ -121,7 +121,8 @@ def deployed_reference_face(tmp_path: Path) -> tuple[Path, str]:
         enrolment = engine.enrol_image(decode_image(REFERENCE_IMAGE))
     unit = make_unit(tmp_path)
     entry = Entry(subject_ref="REF-1", category="test", image_source="face_recognition 1.3.0 obama.jpg",
-                  capture_date="2026-01-15", review_by="2027-01-15", embedding=enrolment.embedding,
+                  capture_date="2026-01-15", review_by="2027-01-15",
+                  embeddings={enrolment.model_id: enrolment.embedding},
                   thumbnail=enrolment.thumbnail_jpeg)
     deployment = unit.deployment()
     deployment.start(write_bundle(tmp_path / "in", seal(unit, unit.authority_dir, [entry])), "syscall test")

@@ -20,7 +20,7 @@ from appliance.watchlist import payload
 from appliance.watchlist.manifest import parse_time
 from appliance.watchlist.payload import Entry
 
-from watchlist_helpers import make_unit, seal, synthetic_entries, window, write_bundle
+from watchlist_helpers import MODEL_ID, make_unit, seal, synthetic_entries, window, write_bundle
 
 
 def people(lfw: Path, count: int, min_images: int = 2) -> list[list[Path]]:
@@ -43,7 +43,8 @@ def enrol(engine, path: Path, ref: str) -> Entry | None:
         e = engine.enrol_image(cv2.imread(str(path)))
     except EnrolmentReject:
         return None
-    return Entry(ref, "wanted:test", "custody:LFW", "2026-01-01", "2027-01-01", e.embedding, e.thumbnail_jpeg)
+    return Entry(ref, "wanted:test", "custody:LFW", "2026-01-01", "2027-01-01", {e.model_id: e.embedding},
+                 e.thumbnail_jpeg)
 
 
 def enrolled_people(engine, lfw: Path, count: int) -> list[tuple[Entry, Path]]:
@@ -175,7 +176,7 @@ def test_no_plaintext_at_rest(engine, lfw, tmp_path):
     enrolled = enrolled_people(engine, lfw, 3)
     entries = [e for e, _ in enrolled] + synthetic_entries(20, seed=5)
     runs = needles(entries)
-    plain = payload.encode(entries, "control", 192)
+    plain = payload.encode(entries, [(MODEL_ID, 192)])
     assert sum(run in plain for run in runs) == len(runs), "control: every needle is in the plaintext"
 
     bundle = write_bundle(tmp_path / "backoffice", seal(unit, unit.authority_dir, entries))

@@ -102,7 +102,7 @@ def test_not_yet_valid(unit, entries, tmp_path):
 
 def test_wrong_model_id(unit, entries, tmp_path):
     path = write_bundle(tmp_path, seal(unit, unit.authority_dir, entries, model_id="dlib-resnet@0123456789ab"))
-    refused(unit, path, "enrolled with model dlib-resnet@0123456789ab")
+    refused(unit, path, r"enrolled with model\(s\) dlib-resnet@0123456789ab; this unit runs mobilefacenet")
 
 
 def test_older_version_of_same_deployment(unit, entries, tmp_path):

@@ -1,7 +1,7 @@
 """Shared helpers for the watchlist, deployment and key tests (real keys, real crypto, real SQLite)."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -41,7 +41,7 @@ def synthetic_entries(count: int, seed: int = 0, dim: int = DIM, refs: list[str]
     matrix /= np.linalg.norm(matrix, axis=1, keepdims=True)
     refs = refs or [f"WL-{seed:03d}-{i:05d}" for i in range(count)]
     return [Entry(subject_ref=refs[i], category="wanted:burglary", image_source="custody:EX-1",
-                  capture_date="2026-01-15", review_by="2027-01-15", embedding=matrix[i],
+                  capture_date="2026-01-15", review_by="2027-01-15", embeddings={MODEL_ID: matrix[i]},
                   thumbnail=synthetic_thumbnail(seed * 100_000 + i)) for i in range(count)]
 
 
@@ -108,10 +108,12 @@ def seal(unit_or_recipient: Unit | str, authority_dir: Path, entries: list[Entry
     recipient = unit_or_recipient if isinstance(unit_or_recipient, str) else unit_or_recipient.recipient
     start, end = win or window()
     operation = Operation(deployment_id, "PS-4521", start, end, recipient, version)
-    if not checked:
-        return seal_payload(operation, payload.encode(entries, model_id, DIM), len(entries), model_id, DIM,
+    entries = [e if model_id in e.embeddings else replace(e, embeddings={model_id: e.embedding}) for e in entries]
+    if not checked:  # the unit's own checks are what a test of hostile values exercises
+        models = [(model_id, DIM)]
+        return seal_payload(operation, payload.encode(entries, models), len(entries), models,
                             load_authority(authority_dir))
-    return seal_entries(operation, entries, model_id, DIM, load_authority(authority_dir))
+    return seal_entries(operation, entries, load_authority(authority_dir))
 
 
 def write_bundle(folder: Path, data: bytes, name: str = "bundle.lfrwl") -> Path:

@@ -25,6 +25,12 @@ class Frame:
     t_mono: float
     image: np.ndarray = field(repr=False)
     camera_id: str = "cam0"
+    # A smaller copy of the same exposure for the detector (the Pi camera's lores stream):
+    # faces are found on ``lores`` and cropped from ``image``; a lores pixel is ``lores_scale``
+    # main pixels. None when the source has one stream (detection runs on ``image``).
+    lores: np.ndarray | None = field(default=None, repr=False)
+    lores_scale: float = 1.0
+    sensor_ts_ns: int | None = None  # the sensor's exposure timestamp, when the camera gives one
 
 
 class FrameSource(Protocol):

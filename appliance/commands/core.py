@@ -29,8 +29,12 @@ def cmd_validate_config(args: argparse.Namespace) -> int:
 
 def cmd_models_verify(args: argparse.Namespace) -> int:
     """Check every model file against its pinned hash."""
-    for name in modelstore.load_manifest():
-        print(f"ok  {name}  {modelstore.model_path(name, Path(args.models_dir))}")
+    models_dir = Path(args.models_dir)
+    for name, spec in modelstore.load_manifest().items():
+        if spec.npu and not (models_dir / spec.file).exists():
+            print(f"--  {name}  not provisioned (Hailo {spec.chip} HEF: `appliance models fetch-hef --chip {spec.chip}`)")
+            continue
+        print(f"ok  {name}  {modelstore.model_path(name, models_dir)}")
     return 0
 
 

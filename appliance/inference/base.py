@@ -21,6 +21,7 @@ class Model(Protocol):
 
     input_shape: tuple[int, ...]
     backend: str
+    pixels: bool  # True: the network takes RGB uint8 pixels and normalises inside (a Hailo HEF)
 
     def run(self, x: np.ndarray) -> list[np.ndarray]:
         """Run one batch of exactly ``input_shape`` and return the outputs."""

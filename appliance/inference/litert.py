@@ -45,6 +45,7 @@ class LiteRTModel:
     """A TFLite graph in a LiteRT interpreter; one call at a time (the interpreter is not reentrant)."""
 
     backend = KEY
+    pixels = False  # float input, normalised by the caller (embed.preprocess)
 
     def __init__(self, path: Path, threads: int) -> None:
         try:

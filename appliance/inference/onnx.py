@@ -38,6 +38,7 @@ class OnnxModel:
     """An ONNX graph whose input is NCHW; callers pass NHWC like every backend."""
 
     backend = KEY
+    pixels = False  # float input, normalised by the caller (embed.preprocess)
 
     def __init__(self, path: Path, threads: int) -> None:
         import onnxruntime as ort  # noqa: PLC0415

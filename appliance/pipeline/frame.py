@@ -52,7 +52,7 @@ class FrameProcessor:
         """Stage one: detect, gate, align and track; choose which faces to embed."""
         d = self.cfg.detect
         focus = self.tracker.predictions(frame.seq, d.focus_windows) if d.focus_tracks else ()
-        faces = self.engine.analyse(frame.image, frame.seq, focus)
+        faces = self.engine.analyse(frame.image, frame.seq, focus, frame.lores, frame.lores_scale)
         # counts only: never a box, crop or vector of a face that may not match
         log.debug("frame %d: %d face(s), %d passed the quality gate", frame.seq, len(faces),
                   sum(f.reject is None for f in faces))

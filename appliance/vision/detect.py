@@ -143,6 +143,10 @@ class FaceDetector:
         self.whole_frame = whole_frame
         self.discovery_windows = discovery_windows
 
+    def models(self) -> list:
+        """The full-range model and the focus model (the same one when no short-range model is given)."""
+        return list({id(m): m for m in (self.net.model, self.focus_net.model)}.values())
+
     def detect(self, frame: np.ndarray, seq: int | None = None,
                focus: list[np.ndarray] | tuple = ()) -> list[Detection]:
         """Find faces in a BGR frame (all windows when ``seq`` is None)."""

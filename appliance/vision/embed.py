@@ -42,10 +42,12 @@ class Embedder:
 
     def raw(self, faces_bgr: np.ndarray) -> np.ndarray:
         """The graph's un-normalised outputs (N, D) for aligned faces, in batches of the graph."""
-        x = preprocess(np.asarray(faces_bgr))
+        faces = np.asarray(faces_bgr)
+        # a pixel-input model (a Hailo HEF) normalises inside the network: it takes RGB uint8
+        x = np.ascontiguousarray(faces[..., ::-1]) if self.model.pixels else preprocess(faces)
         n, pad = len(x), (-len(x)) % self.batch
         if pad:
-            x = np.concatenate([x, np.zeros((pad, *x.shape[1:]), np.float32)])
+            x = np.concatenate([x, np.zeros((pad, *x.shape[1:]), x.dtype)])
         out = np.concatenate([self.model.run(x[i:i + self.batch])[0] for i in range(0, len(x), self.batch)])
         self.dim = out.shape[1]
         return out[:n]

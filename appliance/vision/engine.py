@@ -26,6 +26,7 @@ from ..modelstore import load_manifest
 from ..timing import StageTimes
 from .align import align
 from .detect import Detection, FaceDetector, Net
+from .detector import Detector, scaled
 from .embed import Embedder
 from .mesh import MESH_MODEL, FaceMesh
 from .quality import QualityGate, yaw_of
@@ -96,7 +97,7 @@ def as_bgr(frame: np.ndarray) -> np.ndarray:
 class FaceEngine:
     """Detector, quality gate, aligner and embedder on one inference backend."""
 
-    def __init__(self, detector: FaceDetector, embedder: Embedder, gate: QualityGate,
+    def __init__(self, detector: Detector, embedder: Embedder, gate: QualityGate,
                  mesh: FaceMesh | None = None) -> None:
         self.detector = detector
         self.embedder = embedder
@@ -108,6 +109,10 @@ class FaceEngine:
     def from_config(cls, cfg: Config) -> "FaceEngine":
         """Build the engine from the config's [inference], [detect] and [quality] sections."""
         backend, settings = inference.choose(cfg.inference)
+        from . import npu  # noqa: PLC0415 - npu imports this module
+
+        if backend.KEY == npu.BACKEND:  # SCRFD + ArcFace on the NPU
+            return npu.open_npu_engine(cfg, settings)
         d = cfg.detect
         net = Net.of(backend.open_model(d.model, settings), d.model)
         focus = None
@@ -126,7 +131,7 @@ class FaceEngine:
 
     def models(self) -> list:
         """Every loaded model, once each."""
-        found = [self.detector.net.model, self.detector.focus_net.model, self.embedder.model]
+        found = [*self.detector.models(), self.embedder.model]
         found += [self.mesh.model] if self.mesh is not None else []
         return list({id(m): m for m in found}.values())
 
@@ -153,15 +158,22 @@ class FaceEngine:
             self.embed_faces([f for f in faces if f.reject is None])
         return faces
 
-    def analyse(self, frame: np.ndarray, seq: int | None = None, focus: list | tuple = ()) -> list[Face]:
+    def analyse(self, frame: np.ndarray, seq: int | None = None, focus: list | tuple = (),
+                lores: np.ndarray | None = None, lores_scale: float = 1.0) -> list[Face]:
         """Detect, align and gate the faces of a frame, without embedding them.
 
         ``seq`` and ``focus`` (predicted track boxes) select the stream search plan
         of :meth:`FaceDetector.detect`; without them the whole frame is searched.
+        With ``lores`` (the camera's smaller stream of the same exposure, ``lores_scale``
+        main pixels per lores pixel) faces are found on lores and cropped from ``frame``.
         """
         frame = as_bgr(frame)
         with self.times.stage("detect"):
-            dets = self.detector.detect(frame, seq, focus)
+            if lores is None:
+                dets = self.detector.detect(frame, seq, focus)
+            else:
+                small = [np.asarray(b) / lores_scale for b in focus]
+                dets = scaled(self.detector.detect(as_bgr(lores), seq, small), lores_scale)
         faces = []
         with self.times.stage("align_quality"):
             for det in dets:

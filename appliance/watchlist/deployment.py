@@ -143,7 +143,7 @@ class Deployment:
                 self._refused(Path(bundle_path), exc)
                 raise
             try:
-                choice = self._choose_threshold(bundle.manifest.model_id, watchlist)
+                choice = self._choose_threshold(watchlist.model_id, watchlist)
                 record = self._install(bundle, watchlist, resealed, key_name, location, choice)
             except ApplianceError as exc:  # a threshold too low for the list, or an AuditError (fail closed)
                 if isinstance(exc, ConfigError):
@@ -173,7 +173,8 @@ class Deployment:
         self.keystore.destroy_deployment_identity(key_name)  # a crashed start's leftover (we hold the lock)
         recipient = self.keystore.create_deployment_identity(key_name)
         try:
-            watchlist, resealed = open_payload(bundle, [self.keystore.age_identity()], reseal=recipient)
+            watchlist, resealed = open_payload(bundle, [self.keystore.age_identity()], self.trust.model_id,
+                                               reseal=recipient)
         except ApplianceError:
             self.keystore.destroy_deployment_identity(key_name)
             raise
@@ -200,7 +201,7 @@ class Deployment:
             "deployment_id": manifest.deployment_id, "authorising_officer": manifest.authorising_officer,
             "location_label": location[:200], "not_before": manifest.not_before, "not_after": manifest.not_after})
         self._emit("watchlist_load", {"deployment_id": manifest.deployment_id, "bundle_hash": bundle.sha256,
-                                      "entry_count": manifest.entry_count, "model_id": manifest.model_id,
+                                      "entry_count": manifest.entry_count, "model_id": watchlist.model_id,
                                       **choice.audit_fields()})
         self.bundle_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         copy = self.bundle_dir / f"{key_name}{container.SUFFIX}"
@@ -209,7 +210,7 @@ class Deployment:
             "deployment_id": manifest.deployment_id, "bundle_version": manifest.bundle_version,
             "bundle_sha256": bundle.sha256, "copy_path": str(copy), "key_name": key_name,
             "location": location, "authorising_officer": manifest.authorising_officer,
-            "model_id": manifest.model_id, "entry_count": manifest.entry_count,
+            "model_id": watchlist.model_id, "entry_count": manifest.entry_count,
             "not_before": manifest.not_before, "not_after": manifest.not_after,
             "started_at": format_time(self.clock())})
 
@@ -255,7 +256,7 @@ class Deployment:
             raise WatchlistError("the unit's bundle copy does not match its deployment record",
                                  fix="end the deployment and start it again with a new bundle")
         identity = self.keystore.deployment_identity(record.key_name)
-        watchlist, _ = open_payload(bundle, [identity], check_ciphertext=False)
+        watchlist, _ = open_payload(bundle, [identity], self.trust.model_id, check_ciphertext=False)
         try:
             choice = self._choose_threshold(record.model_id, watchlist)
         except ApplianceError:

@@ -15,7 +15,8 @@ from ..audit.events import ID as _OFFICER
 from ..audit.events import loads_strict
 from ..errors import WatchlistError
 
-FORMAT = "lfr-watchlist/1"
+FORMAT = "lfr-watchlist/2"  # 2: a bundle carries each entry's embedding for one or more models
+MAX_MODELS = 8
 MAX_MANIFEST_BYTES = 64 * 1024
 MAX_BUNDLE_VERSION = 2 ** 31 - 1
 MAX_ENTRIES = 10_000_000
@@ -53,8 +54,7 @@ class Manifest:
     authorising_officer: str
     not_before: str
     not_after: str
-    model_id: str
-    embedding_dim: int
+    models: tuple  # ({"model_id": str, "embedding_dim": int}, ...): every model the bundle carries
     entry_count: int
     payload_sha256: str
     ciphertext_sha256: str
@@ -67,6 +67,15 @@ class Manifest:
     def to_bytes(self) -> bytes:
         """Canonical JSON: sorted keys, no spaces, UTF-8."""
         return canonical_json(asdict(self))
+
+    @property
+    def model_ids(self) -> tuple[str, ...]:
+        """The ids of the embedding models the bundle carries, in payload order."""
+        return tuple(m["model_id"] for m in self.models)
+
+    def dim_of(self, model_id: str) -> int | None:
+        """The embedding dimension of ``model_id`` in this bundle, or None if it is not carried."""
+        return next((m["embedding_dim"] for m in self.models if m["model_id"] == model_id), None)
 
     def window(self) -> tuple[datetime, datetime]:
         """(not_before, not_after) as aware datetimes."""
@@ -88,14 +97,28 @@ def _refuse(reason: str) -> WatchlistError:
 
 def _check_types(data: dict) -> None:
     for f in fields(Manifest):
-        want = int if f.type in ("int", int) else str
+        want = {"int": int, "tuple": list}.get(f.type, str)
         value = data[f.name]
         if type(value) is not want:
-            raise _refuse(f"'{f.name}' must be {want.__name__}")
+            raise _refuse(f"'{f.name}' must be {'list' if want is list else want.__name__}")
+
+
+def _check_models(models: tuple) -> None:
+    """1..MAX_MODELS entries of exactly {model_id, embedding_dim}, ids unique."""
+    if not 1 <= len(models) <= MAX_MODELS:
+        raise _refuse(f"'models' must list 1..{MAX_MODELS} embedding models")
+    for m in models:
+        if type(m) is not dict or set(m) != {"model_id", "embedding_dim"} or type(m["model_id"]) is not str \
+                or type(m["embedding_dim"]) is not int:
+            raise _refuse("each of 'models' must be exactly {\"model_id\": text, \"embedding_dim\": integer}")
+        if not _OFFICER.fullmatch(m["model_id"]) or not 1 <= m["embedding_dim"] <= 4096:
+            raise _refuse("a model id must be an identifier and its embedding_dim lie in 1..4096")
+    if len({m["model_id"] for m in models}) != len(models):
+        raise _refuse("'models' names a model twice")
 
 
 _BOUNDS = {"bundle_version": (1, MAX_BUNDLE_VERSION), "entry_count": (0, MAX_ENTRIES),
-           "ciphertext_bytes": (1, MAX_CIPHERTEXT_BYTES), "embedding_dim": (1, 4096)}
+           "ciphertext_bytes": (1, MAX_CIPHERTEXT_BYTES)}
 
 
 def _check_values(m: Manifest) -> None:
@@ -103,9 +126,10 @@ def _check_values(m: Manifest) -> None:
         raise _refuse(f"format {ascii(m.format)[:40]} is not {FORMAT}; this firmware reads only {FORMAT}")
     if not _ID.fullmatch(m.deployment_id):
         raise _refuse("deployment_id must be 1-64 letters, digits, '.', '_' or '-'")
-    if not _OFFICER.fullmatch(m.authorising_officer) or not _OFFICER.fullmatch(m.model_id):
-        raise _refuse("authorising_officer and model_id must be identifiers (1-64 of A-Z a-z 0-9 . _ : @ / + -),"
+    if not _OFFICER.fullmatch(m.authorising_officer):
+        raise _refuse("authorising_officer must be an identifier (1-64 of A-Z a-z 0-9 . _ : @ / + -),"
                       " e.g. an officer's collar number 'PS-4521'")
+    _check_models(m.models)
     for name in ("payload_sha256", "ciphertext_sha256", "recipient_fingerprint", "authority_key"):
         if not _HEX64.fullmatch(getattr(m, name)):
             raise _refuse(f"'{name}' must be 64 lowercase hex digits")
@@ -135,6 +159,6 @@ def parse_manifest(raw: bytes) -> Manifest:
     if canonical_json(data) != raw:
         raise _refuse("manifest bytes are not canonical JSON (altered after signing)")
     _check_types(data)
-    manifest = Manifest(**data)
+    manifest = Manifest(**{**data, "models": tuple(data["models"])})
     _check_values(manifest)
     return manifest

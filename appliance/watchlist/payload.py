@@ -2,16 +2,21 @@
 
 Layout (inside the age ciphertext; integers big-endian)::
 
-    0       8     magic b"LFRWLP\\x00\\x01"
+    0       8     magic b"LFRWLP\\x00\\x02"
     8       4     J = length of the JSON index
-    12      J     JSON {"model_id", "dim", "count", "entries": [
+    12      J     JSON {"models": [{"model_id", "dim"}, ...], "count", "entries": [
                           {"subject_ref", "category", "image_source", "capture_date",
                            "review_by", "thumbnail_bytes"}, ...]}
-    12+J    4*count*dim   float32 little-endian embedding matrix, row i = entries[i]
+    12+J    4*count*dim per model, in "models" order: float32 little-endian embedding
+                  matrices, row i = entries[i]
     ...     sum(thumbnail_bytes)   the entries' JPEG thumbnails, concatenated in order
 
-Decoding copies the matrix and each thumbnail into buffers the process owns
-(a numpy array and bytearrays) so :meth:`Watchlist.purge` can overwrite them.
+Embeddings of different models are not comparable, so a bundle may carry each entry's
+vector for every model the unit can run (the NPU's and the CPU fallback's); the unit
+decodes only the matrix of the model it runs. Decoding copies that matrix and each
+thumbnail into buffers the process owns (a numpy array and bytearrays) so
+:meth:`Watchlist.purge` can overwrite them; the other models' vectors stay in the
+plaintext buffer, which the caller wipes.
 
 Signed is not the same as sane: every value is checked before a watchlist exists
 (:func:`entry_problem`, :func:`embedding_problem`, :func:`thumbnail_problem`), on the
@@ -35,7 +40,7 @@ from ..audit.events import ID, loads_strict
 from ..errors import WatchlistError
 from ..pipeline.match import Watchlist
 
-MAGIC = b"LFRWLP\x00\x01"
+MAGIC = b"LFRWLP\x00\x02"
 _LEN = struct.Struct(">I")
 ENTRY_FIELDS = ("subject_ref", "category", "image_source", "capture_date", "review_by")
 MAX_THUMBNAIL_BYTES = 64 * 1024
@@ -44,7 +49,7 @@ NORM_TOLERANCE = 1e-3      # |L2 norm - 1| allowed per embedding row (float32 no
 MAX_INDEX_BYTES = 64 * 1024 * 1024
 MAX_TEXT = 200
 _KEYS = frozenset((*ENTRY_FIELDS, "thumbnail_bytes"))
-_INDEX_KEYS = frozenset({"model_id", "dim", "count", "entries"})
+_INDEX_KEYS = frozenset({"models", "count", "entries"})
 _DATE = re.compile(r"\d{4}-\d\d-\d\d")
 _FIX = "rebuild the bundle with `appliance watchlist build`"
 
@@ -58,8 +63,14 @@ class Entry:
     image_source: str
     capture_date: str
     review_by: str
-    embedding: np.ndarray
+    embeddings: dict[str, np.ndarray]  # model id -> L2-normalised vector, one per model carried
     thumbnail: bytes
+
+    @property
+    def embedding(self) -> np.ndarray:
+        """The vector of an entry enrolled with one model (ValueError when it carries several)."""
+        (vector,) = self.embeddings.values()
+        return vector
 
     def index(self) -> dict:
         """The entry's JSON index record (no biometric)."""
@@ -68,16 +79,22 @@ class Entry:
         return record
 
 
-def encode(entries: list[Entry], model_id: str, dim: int) -> bytes:
-    """Serialise entries into payload bytes (no duplicate check: that is build's and load's job)."""
-    index = json.dumps({"model_id": model_id, "dim": dim, "count": len(entries),
+def encode(entries: list[Entry], models: list[tuple[str, int]]) -> bytes:
+    """Serialise entries with their vectors for each ``(model_id, dim)`` (no duplicate check:
+    that is build's and load's job). Every entry must carry a vector of every model."""
+    index = json.dumps({"models": [{"model_id": m, "dim": d} for m, d in models], "count": len(entries),
                         "entries": [e.index() for e in entries]},
                        separators=(",", ":"), ensure_ascii=False).encode("utf-8")
-    matrix = np.zeros((len(entries), dim), "<f4")
-    for row, entry in enumerate(entries):
-        matrix[row] = entry.embedding
-    return b"".join([MAGIC, _LEN.pack(len(index)), index, matrix.tobytes(),
-                     *(e.thumbnail for e in entries)])
+    matrices = []
+    for model_id, dim in models:
+        matrix = np.zeros((len(entries), dim), "<f4")
+        for row, entry in enumerate(entries):
+            if model_id not in entry.embeddings:
+                raise WatchlistError(f"entry {entry.subject_ref} has no {model_id} embedding",
+                                     fix="enrol every entry with every model of the bundle")
+            matrix[row] = entry.embeddings[model_id]
+        matrices.append(matrix.tobytes())
+    return b"".join([MAGIC, _LEN.pack(len(index)), index, *matrices, *(e.thumbnail for e in entries)])
 
 
 def _refuse(reason: str) -> WatchlistError:
@@ -164,12 +181,18 @@ def entries_problem(records: list[dict], matrix: np.ndarray) -> str | None:
 
 
 def check_entries(entries: list[Entry]) -> str | None:
-    """The back office's check before sealing: the same rules the unit applies at start."""
+    """The back office's check before sealing: the same rules the unit applies at start, on the
+    matrix of every model the bundle carries."""
     if not entries:
         return None
-    matrix = np.stack([np.asarray(e.embedding, np.float32) for e in entries])
     records = [{**{name: getattr(e, name) for name in ENTRY_FIELDS}, "thumbnail": e.thumbnail} for e in entries]
-    return entries_problem(records, matrix)
+    for model_id in entries[0].embeddings:
+        if any(model_id not in e.embeddings for e in entries):
+            return f"an entry has no {model_id} embedding (every entry needs one per model)"
+        why = entries_problem(records, np.stack([np.asarray(e.embeddings[model_id], np.float32) for e in entries]))
+        if why:
+            return f"{model_id}: {why}"
+    return None
 
 
 def _read_index(buf: memoryview) -> tuple[dict, int]:
@@ -208,20 +231,44 @@ def _check_index(index: dict) -> list[dict]:
     return entries
 
 
-def decode(buf: bytearray, deployment_id: str) -> Watchlist:
-    """Parse payload bytes into a Watchlist whose matrix and thumbnails the process owns."""
+def _models(index: dict) -> list[tuple[str, int]]:
+    models = index.get("models")
+    if not isinstance(models, list) or not models:
+        raise _refuse("payload index lists no embedding model")
+    pairs = [(m.get("model_id"), m.get("dim")) if type(m) is dict else (None, None) for m in models]
+    if any(type(i) is not str or type(d) is not int or not 1 <= d <= 4096 for i, d in pairs):
+        raise _refuse("each payload model needs a model_id and a dimension in 1..4096")
+    if len({i for i, _ in pairs}) != len(pairs):
+        raise _refuse("payload names a model twice")
+    return pairs
+
+
+def _matrix_of(view: memoryview, offset: int, count: int, models: list[tuple[str, int]],
+               model_id: str) -> tuple[np.ndarray, int]:
+    """A private copy of ``model_id``'s matrix, and where the thumbnails start."""
+    if model_id not in {m for m, _ in models}:
+        raise _refuse(f"payload carries no {model_id} embeddings (it has {', '.join(m for m, _ in models)})")
+    matrix = None
+    for name, dim in models:
+        end = offset + 4 * count * dim
+        if name == model_id and end <= len(view):
+            matrix = np.frombuffer(view[offset:end], "<f4").reshape(count, dim).astype(np.float32)
+        offset = end
+    return matrix, offset
+
+
+def decode(buf: bytearray, deployment_id: str, model_id: str) -> Watchlist:
+    """Parse payload bytes into a Watchlist of ``model_id``'s vectors whose matrix and thumbnails
+    the process owns (the other models' vectors are not copied out of ``buf``)."""
     view = memoryview(buf)
     try:
         index, offset = _read_index(view)
         entries = _check_index(index)
-        dim, count = index["dim"], len(entries)
-        if type(dim) is not int or not 1 <= dim <= 4096:
-            raise _refuse("embedding dimension out of bounds")
-        matrix_end = offset + 4 * count * dim
+        models, count = _models(index), len(entries)
+        matrix, matrix_end = _matrix_of(view, offset, count, models, model_id)
         thumbs_end = matrix_end + sum(e["thumbnail_bytes"] for e in entries)
         if thumbs_end != len(view):
             raise _refuse(f"payload is {len(view)} bytes, its index describes {thumbs_end}")
-        matrix = np.frombuffer(view[offset:matrix_end], "<f4").reshape(count, dim).astype(np.float32)
         records, pos = [], matrix_end
         for entry in entries:
             size = entry.pop("thumbnail_bytes")
@@ -234,7 +281,7 @@ def decode(buf: bytearray, deployment_id: str) -> Watchlist:
         _wipe(matrix, records)
         raise _refuse(why)
     refs = [e["subject_ref"] for e in records]
-    return Watchlist(refs, matrix, str(index["model_id"]), records, deployment_id)
+    return Watchlist(refs, matrix, model_id, records, deployment_id)
 
 
 def _wipe(matrix: np.ndarray, records: list[dict]) -> None:

@@ -60,10 +60,10 @@ def check_window(bundle: Bundle, now: datetime) -> None:
 def check_unit(bundle: Bundle, trust: UnitTrust) -> None:
     """The bundle must be built for this unit's model and recipient."""
     manifest = bundle.manifest
-    if manifest.model_id != trust.model_id:
-        raise WatchlistError(f"bundle was enrolled with model {manifest.model_id}; this unit runs "
+    if trust.model_id not in manifest.model_ids:
+        raise WatchlistError(f"bundle was enrolled with model(s) {', '.join(manifest.model_ids)}; this unit runs "
                              f"{trust.model_id} (embeddings of different models are incompatible)",
-                             fix="rebuild the bundle with the unit's model")
+                             fix="rebuild the bundle with the unit's model too (`appliance watchlist build --models ...`)")
     if manifest.recipient_fingerprint != recipient_fingerprint(trust.recipient):
         raise WatchlistError("bundle was built for another unit (recipient fingerprint "
                              f"{manifest.recipient_fingerprint[:16]}..., this unit is "
@@ -92,9 +92,9 @@ def check_ciphertext_bytes(bundle: Bundle) -> None:
                              fix="copy the bundle again from the back office")
 
 
-def open_payload(bundle: Bundle, identities: list[str], check_ciphertext: bool = True,
+def open_payload(bundle: Bundle, identities: list[str], model_id: str, check_ciphertext: bool = True,
                  reseal: str | None = None) -> tuple[Watchlist, bytes | None]:
-    """Decrypt and decode the payload into memory; nothing is written anywhere.
+    """Decrypt and decode the payload's ``model_id`` vectors into memory; nothing is written anywhere.
 
     ``check_ciphertext`` is False only for the unit's own re-encrypted copy, whose
     ciphertext differs from the signed one; the signed plaintext hash still binds it.
@@ -106,7 +106,7 @@ def open_payload(bundle: Bundle, identities: list[str], check_ciphertext: bool =
         check_ciphertext_bytes(bundle)
     plaintext = decrypt_with(identities, bundle.ciphertext)
     try:
-        watchlist = _decode_checked(plaintext, manifest.payload_sha256, manifest.deployment_id)
+        watchlist = _decode_checked(plaintext, manifest.payload_sha256, manifest.deployment_id, model_id)
         _check_decoded(watchlist, bundle)
         resealed = reseal_to(reseal, plaintext) if reseal else None
     finally:
@@ -114,7 +114,7 @@ def open_payload(bundle: Bundle, identities: list[str], check_ciphertext: bool =
     return watchlist, resealed
 
 
-def _decode_checked(plaintext: bytearray, expected_sha256: str, deployment_id: str) -> Watchlist:
+def _decode_checked(plaintext: bytearray, expected_sha256: str, deployment_id: str, model_id: str) -> Watchlist:
     """Decode while the plaintext hash runs in a thread; refuse (and wipe) on a hash mismatch.
 
     Decoding only parses into private buffers; nothing is used until the hash agrees.
@@ -123,7 +123,7 @@ def _decode_checked(plaintext: bytearray, expected_sha256: str, deployment_id: s
         digest = pool.submit(lambda: hashlib.sha256(plaintext).hexdigest())
         watchlist, refusal = None, None
         try:
-            watchlist = payload.decode(plaintext, deployment_id)
+            watchlist = payload.decode(plaintext, deployment_id, model_id)
         except WatchlistError as exc:
             refusal = exc
         matches = digest.result() == expected_sha256
@@ -142,9 +142,9 @@ def _check_decoded(watchlist: Watchlist, bundle: Bundle) -> None:
     problem = None
     if len(watchlist) != manifest.entry_count:
         problem = f"payload holds {len(watchlist)} entries, the manifest says {manifest.entry_count}"
-    elif watchlist.model_id != manifest.model_id:
-        problem = "payload model id differs from the manifest"
-    elif watchlist.matrix.shape[1] != manifest.embedding_dim:
+    elif manifest.dim_of(watchlist.model_id) is None:
+        problem = f"payload model {watchlist.model_id} is not in the manifest"
+    elif watchlist.matrix.shape[1] != manifest.dim_of(watchlist.model_id):
         problem = "payload embedding dimension differs from the manifest"
     if problem:
         watchlist.purge()

@@ -28,6 +28,7 @@ import pytest
 from appliance import capture
 from appliance.config import load_config
 from appliance.errors import BackendUnavailable
+from appliance import inference
 from appliance.inference import hailo as hailo_backend
 
 CONFIG = Path(os.environ.get("APPLIANCE_CONFIG", "/etc/appliance/appliance.toml"))
@@ -76,6 +77,10 @@ def test_pi_camera_delivers_frames_with_increasing_seq_and_monotonic_time():
     image = frames[-1].image
     assert image.shape == (1080, 1920, 3) and image.dtype == np.uint8
     assert image.std() > 1.0, "the frame is flat: lens cap on, or no light?"
+    lores = frames[-1].lores  # the detector's stream, from the same request as the main image
+    assert lores is not None and lores.shape == (360, 640, 3) and frames[-1].lores_scale == 3.0
+    sensor = [f.sensor_ts_ns for f in frames]
+    assert all(isinstance(t, int) for t in sensor) and (np.diff(sensor) > 0).all()
 
 
 def test_pi_camera_is_released_so_it_can_be_opened_again():
@@ -96,7 +101,7 @@ def test_test_card_in_view_is_detected():
         engine = FaceEngine.from_config(cfg)
     except BackendUnavailable:
         # this test is about the camera and the detector; the NPU has its own tests below
-        cpu = cfg.inference.model_copy(update={"backend": "litert"})
+        cpu = inference.settings_for("litert", cfg.inference)
         engine = FaceEngine.from_config(cfg.model_copy(update={"inference": cpu}))
     faces = [f for frame in _grab(5) for f in engine.faces(frame.image)]
     assert faces, "no face found on the test card in 5 frames: check focus, light and distance"
@@ -107,6 +112,15 @@ def test_test_card_in_view_is_detected():
 def test_hailo_backend_probe_is_available():
     _need_hailo_sdk()
     assert hailo_backend.probe() is None, hailo_backend.probe()
+
+
+def test_hailo_versions_chip_and_pinned_hefs_pass_the_preflight():
+    _need_hailo_sdk()
+    settings = hailo_backend.Settings()
+    if CONFIG.exists():
+        cfg = load_config(CONFIG)
+        settings = cfg.inference if isinstance(cfg.inference, hailo_backend.Settings) else settings
+    assert hailo_backend.preflight(settings) is None, hailo_backend.preflight(settings)
 
 
 def test_hailo_device_scan_finds_the_card():

@@ -13,7 +13,9 @@ import subprocess
 import sys
 import tarfile
 import tempfile
+import urllib.request
 import zipfile
+from dataclasses import dataclass
 from pathlib import Path
 
 from appliance.errors import ModelError
@@ -89,8 +91,65 @@ def fetch_all(models_dir: Path = DEFAULT_MODELS_DIR) -> list[Path]:
     models_dir.mkdir(parents=True, exist_ok=True)
     specs = load_manifest()
     cache: dict[str, Path] = {}
-    paths = [fetch_model(s, models_dir, cache) for s in specs.values() if not s.derived_from]
+    paths = [fetch_model(s, models_dir, cache) for s in specs.values() if not (s.derived_from or s.npu)]
     for spec in specs.values():
         if spec.derived_from:
             paths.append(convert.build_derived(spec, specs[spec.derived_from], models_dir))
     return paths
+
+
+@dataclass(frozen=True)
+class HefFetch:
+    """One downloaded HEF: where it is, its SHA-256, and whether that matched a pin or must be recorded."""
+
+    name: str
+    path: Path
+    sha256: str
+    pinned: bool
+
+
+def _download_url(url: str, dest: Path) -> str:
+    """Stream ``url`` into ``dest`` and return its SHA-256 (provisioning only: the unit never downloads)."""
+    h = hashlib.sha256()
+    try:
+        with urllib.request.urlopen(url, timeout=120) as response, open(dest, "wb") as out:  # noqa: S310 - pinned zoo URL
+            for chunk in iter(lambda: response.read(1 << 20), b""):
+                h.update(chunk)
+                out.write(chunk)
+    except OSError as exc:
+        dest.unlink(missing_ok=True)
+        raise ModelError(f"cannot download {url}: {exc}",
+                         fix="run this on the provisioning machine with internet access and retry") from None
+    return h.hexdigest()
+
+
+def fetch_hef(spec: ModelSpec, models_dir: Path) -> HefFetch:
+    """Download one Hailo Model Zoo HEF; refuse it if it differs from its pin.
+
+    A HEF whose manifest entry has no hash yet (``pin = "record-at-provisioning"``) is kept
+    and reported: the runtime still refuses it until the printed hash is committed to
+    models/manifest.toml, so nothing unreviewed ever runs.
+    """
+    dest = models_dir / spec.file
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    part = dest.with_suffix(dest.suffix + ".part")
+    actual = _download_url(spec.url, part)
+    if spec.sha256 and actual != spec.sha256:
+        part.unlink()
+        raise ModelError(f"{spec.url} has SHA-256 {actual}, pinned {spec.sha256}: refusing it",
+                         fix="the zoo file changed; review the new HEF before updating models/manifest.toml")
+    part.replace(dest)
+    return HefFetch(spec.name, dest, actual, bool(spec.sha256))
+
+
+def fetch_hefs(chip: str, models_dir: Path = DEFAULT_MODELS_DIR) -> list[HefFetch]:
+    """Fetch every HEF compiled for ``chip`` (hailo8l or hailo8) named in the manifest."""
+    specs = [s for s in load_manifest().values() if s.npu and s.chip == chip]
+    if not specs:
+        raise ModelError(f"the manifest has no HEFs for chip '{chip}'", fix="use --chip hailo8l or --chip hailo8")
+    return [fetch_hef(spec, Path(models_dir)) for spec in specs]
+
+
+def pin_lines(fetched: list[HefFetch]) -> str:
+    """The manifest lines that pin the HEFs fetched without a pin (to review and commit)."""
+    return "\n".join(f'[models."{f.name}"]  sha256 = "{f.sha256}"' for f in fetched if not f.pinned)

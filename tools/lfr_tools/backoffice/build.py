@@ -127,6 +127,20 @@ def _candidates(rows: list[dict], today: date) -> tuple[dict[str, list[dict]], l
     return groups, rejects
 
 
+def _enrol_all(engines: list, images_dir: Path, row: dict):
+    """Enrol one row's image with every model; return ({model id: Enrolment}, None) or (None, reason).
+
+    The image must enrol with each model (its own detector and quality gate): a vector
+    missing for the model a unit runs would leave that subject unmatched there."""
+    enrolled = {}
+    for n, engine in enumerate(engines):
+        enrolment, reason = _enrol_row(engine, images_dir, row)
+        if enrolment is None:
+            return None, reason if n == 0 else f"{reason}@{engine.model_id}"
+        enrolled[engine.model_id] = enrolment
+    return enrolled, None
+
+
 def _enrol_row(engine, images_dir: Path, row: dict):
     """Enrol one row's image; return (Enrolment, None) or (None, reason)."""
     from appliance import imagefile  # noqa: PLC0415 (loads OpenCV)
@@ -153,39 +167,49 @@ def _in_template(newest: dict | None, used: int, row: dict) -> bool:
     return used < TEMPLATE_PHOTOS and span <= TEMPLATE_SPAN_DAYS
 
 
-def _template_entry(ref: str, group: list[dict], images_dir: Path, engine, rejects: list[Reject],
+def _template_entry(ref: str, group: list[dict], images_dir: Path, engines: list, rejects: list[Reject],
                     advance) -> Entry | None:
-    """One subject's entry: the mean of its most recent suitable photos, metadata of the newest."""
-    newest, thumbnail, vectors = None, b"", []
+    """One subject's entry: per model, the mean of its most recent suitable photos; metadata and
+    thumbnail of the newest."""
+    newest, thumbnail, used = None, b"", []
     for row in group:
-        if not _in_template(newest, len(vectors), row):
+        if not _in_template(newest, len(used), row):
             rejects.append(Reject(row["row"], ref, row["image"], "superseded"))
             advance()
             continue
-        enrolment, reason = _enrol_row(engine, images_dir, row)
+        enrolled, reason = _enrol_all(engines, images_dir, row)
         advance()
-        if enrolment is None:
+        if enrolled is None:
             rejects.append(Reject(row["row"], ref, row["image"], reason))
             continue
         if newest is None:
-            newest, thumbnail = row, enrolment.thumbnail_jpeg
-        vectors.append(enrolment.embedding)
+            newest, thumbnail = row, enrolled[engines[0].model_id].thumbnail_jpeg
+        used.append(enrolled)
     if newest is None:
         return None
-    mean = np.mean(vectors, axis=0)
     return Entry(ref, newest["category"], newest["image_source"], newest["capture_date"], newest["review_by"],
-                 (mean / np.linalg.norm(mean)).astype(np.float32), thumbnail)
+                 {e.model_id: _mean([u[e.model_id].embedding for u in used]) for e in engines}, thumbnail)
+
+
+def _mean(vectors: list[np.ndarray]) -> np.ndarray:
+    """The L2-normalised mean of a subject's vectors of one model (its template)."""
+    mean = np.mean(vectors, axis=0)
+    return (mean / np.linalg.norm(mean)).astype(np.float32)
 
 
 def enrol_rows(rows: list[dict], images_dir: Path, engine, today: date,
                show_progress: bool = True) -> tuple[list[Entry], list[Reject]]:
-    """Enrol every subject from its most recent suitable photos; return entries and rejects."""
+    """Enrol every subject from its most recent suitable photos; return entries and rejects.
+
+    ``engine`` is one engine or a list of them, one per embedding model the bundle carries
+    (the first also gives the reference thumbnail)."""
+    engines = engine if isinstance(engine, list) else [engine]
     groups, rejects = _candidates(rows, today)
     entries = []
     with Progress(disable=not show_progress, transient=True) as progress:
         task = progress.add_task("enrolling", total=sum(len(g) for g in groups.values()))
         for ref, group in groups.items():
-            entry = _template_entry(ref, group, images_dir, engine, rejects, lambda: progress.advance(task))
+            entry = _template_entry(ref, group, images_dir, engines, rejects, lambda: progress.advance(task))
             if entry is not None:
                 entries.append(entry)
     rejects.sort(key=lambda r: r.row)
@@ -206,7 +230,8 @@ def write_file(path: Path, data: bytes) -> None:
 
 def build_bundle(csv_path: Path, images_dir: Path, operation: Operation, engine, authority: Ed25519PrivateKey,
                  out_path: Path, today: date | None = None, show_progress: bool = True) -> BuildReport:
-    """Enrol the CSV's entries with ``engine``, seal them for ``operation`` and write ``out_path``."""
+    """Enrol the CSV's entries with ``engine`` (or each of a list of engines, one per model the
+    bundle carries), seal them for ``operation`` and write ``out_path``."""
     rows = read_rows(Path(csv_path))
     entries, rejects = enrol_rows(rows, Path(images_dir), engine, today or date.today(), show_progress)
     report = BuildReport(rows=len(rows), accepted=len(entries), rejects=rejects,
@@ -214,8 +239,7 @@ def build_bundle(csv_path: Path, images_dir: Path, operation: Operation, engine,
     if not entries:
         raise InputError(f"no entry could be enrolled ({report.by_reason()})",
                          fix="check the CSV and images; see the per-row reasons with --report")
-    dim = int(entries[0].embedding.shape[0])
-    data = seal_entries(operation, entries, engine.model_id, dim, authority)
+    data = seal_entries(operation, entries, authority)
     write_file(Path(out_path), data)
     report.bundle_sha256, report.bundle_bytes = hashlib.sha256(data).hexdigest(), len(data)
     return report

@@ -26,7 +26,7 @@ class Operation:
     bundle_version: int = 1
 
 
-def seal_payload(operation: Operation, plaintext: bytes, entry_count: int, model_id: str, dim: int,
+def seal_payload(operation: Operation, plaintext: bytes, entry_count: int, models: list[tuple[str, int]],
                  authority: Ed25519PrivateKey, created: datetime | None = None) -> bytes:
     """Encrypt ``plaintext`` to the unit and sign a manifest binding it; return bundle bytes."""
     ciphertext = encrypt_to(operation.recipient, plaintext)
@@ -34,7 +34,7 @@ def seal_payload(operation: Operation, plaintext: bytes, entry_count: int, model
         deployment_id=operation.deployment_id, bundle_version=operation.bundle_version,
         authorising_officer=operation.authorising_officer,
         not_before=operation.not_before, not_after=operation.not_after,
-        model_id=model_id, embedding_dim=dim, entry_count=entry_count,
+        models=tuple({"model_id": m, "embedding_dim": d} for m, d in models), entry_count=entry_count,
         payload_sha256=hashlib.sha256(plaintext).hexdigest(),
         ciphertext_sha256=hashlib.sha256(ciphertext).hexdigest(), ciphertext_bytes=len(ciphertext),
         recipient_fingerprint=recipient_fingerprint(operation.recipient),
@@ -45,12 +45,19 @@ def seal_payload(operation: Operation, plaintext: bytes, entry_count: int, model
     return container.pack(manifest_bytes, sign_manifest(authority, manifest_bytes), ciphertext)
 
 
-def seal_entries(operation: Operation, entries: list[payload.Entry], model_id: str, dim: int,
-                 authority: Ed25519PrivateKey) -> bytes:
-    """Encode enrolled entries and seal them into bundle bytes; refuse what the unit would refuse."""
+def entry_models(entries: list[payload.Entry]) -> list[tuple[str, int]]:
+    """(model id, dimension) of every model the entries carry, in the first entry's order."""
+    return [(m, int(v.shape[0])) for m, v in entries[0].embeddings.items()] if entries else []
+
+
+def seal_entries(operation: Operation, entries: list[payload.Entry], authority: Ed25519PrivateKey,
+                 models: list[tuple[str, int]] | None = None) -> bytes:
+    """Encode enrolled entries with their vectors of each model and seal them into bundle bytes;
+    refuse what the unit would refuse."""
     problem = payload.check_entries(entries)
     if problem:
         raise InputError(f"watchlist refused before sealing: {problem}",
                          fix="fix the entry (identifiers, dates, embedding, thumbnail) and build again")
-    plaintext = payload.encode(entries, model_id, dim)
-    return seal_payload(operation, plaintext, len(entries), model_id, dim, authority)
+    models = models or entry_models(entries)
+    plaintext = payload.encode(entries, models)
+    return seal_payload(operation, plaintext, len(entries), models, authority)

@@ -20,6 +20,7 @@ BENCHES: dict[str, str] = {
     "audit": "lfr_tools.bench.audit",
     "mqtt": "lfr_tools.bench.mqtt",
     "console": "lfr_tools.bench.console",
+    "npu_host": "lfr_tools.bench.npu_host",
 }
 
 

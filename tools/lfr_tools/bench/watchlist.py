@@ -57,7 +57,7 @@ def synthetic_entries(count: int, seed: int = 0) -> list[Entry]:
         image = np.clip(base + rng.normal(0, 12, base.shape), 0, 255).astype(np.uint8)
         thumb = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 85])[1].tobytes()
         entries.append(Entry(f"WL-{i:06d}", "wanted:bench", "custody:BENCH", "2026-01-01", "2027-01-01",
-                             matrix[i], thumb))
+                             {MODEL_ID: matrix[i]}, thumb))
     return entries
 
 
@@ -95,7 +95,7 @@ def bench_size(root: Path, count: int) -> dict:
     authority = load_authority(authority_dir)
     seal, start, resume, purge, start_cpu, resume_cpu = [], [], [], [], [], []
     for rep in range(REPEATS):
-        took, data = _time(lambda: seal_entries(operation, entries, MODEL_ID, DIM, authority))
+        took, data = _time(lambda: seal_entries(operation, entries, authority))
         seal.append(took)
         bundle = root / f"bundle-{rep}.lfrwl"
         bundle.write_bytes(data)

@@ -11,7 +11,7 @@ from pathlib import Path
 from appliance.authority import key_fingerprint, public_string
 from appliance.commands import command_group
 from appliance.config import Config, load_config
-from appliance.errors import UsageError
+from appliance.errors import BackendUnavailable, UsageError
 from appliance.watchlist.manifest import parse_time
 
 from ..backoffice.authority import init_authority, load_authority
@@ -35,13 +35,52 @@ def cmd_authority_show(args: argparse.Namespace) -> int:
     return 0
 
 
-def enrolment_engine(config: str | None):
-    """The unit's FaceEngine (same detector, embedder, model id), whole-image detection for portraits."""
+def enrolment_engines(config: str | None, models: str | None = None) -> list:
+    """One FaceEngine per embedding model the bundle carries (whole-image detection, for portraits).
+
+    Without ``models`` the unit config's own model; else a comma-separated list of model
+    names: "mobilefacenet" (the CPU embedder) and the Hailo embedders of models/manifest.toml
+    ("arcface_mobilefacenet-hailo8l", ...), which need a Hailo card of that chip here.
+    """
     from appliance.vision.engine import FaceEngine  # noqa: PLC0415 - loads the inference runtime
 
     cfg = load_config(config) if config else Config()
-    detect = cfg.detect.model_copy(update={"tile_sizes": [], "whole_frame": True})
-    return FaceEngine.from_config(cfg.model_copy(update={"detect": detect}))
+    cfg = cfg.model_copy(update={"detect": cfg.detect.model_copy(update={"tile_sizes": [], "whole_frame": True})})
+    if not models:
+        return [FaceEngine.from_config(cfg)]
+    names = [n.strip() for n in models.split(",") if n.strip()]
+    if len(set(names)) != len(names) or not names:
+        raise UsageError(f"--models {models!r} must name each model once", fix="e.g. --models mobilefacenet,arcface_mobilefacenet-hailo8l")
+    engines: list = []
+    try:
+        for name in names:
+            engines.append(_engine_for(name, cfg))
+    except BaseException:
+        for engine in engines:  # a later model failed: release the ones already loaded
+            engine.close()
+        raise
+    return engines
+
+
+def _engine_for(name: str, cfg: Config):
+    from appliance import inference  # noqa: PLC0415
+    from appliance.inference import hailo, litert  # noqa: PLC0415
+    from appliance.modelstore import load_manifest  # noqa: PLC0415
+    from appliance.vision.engine import EMBEDDER, FaceEngine  # noqa: PLC0415
+
+    if name == EMBEDDER:
+        return FaceEngine.from_config(cfg.model_copy(update={"inference": inference.settings_for(litert.KEY, cfg.inference)}))
+    spec = load_manifest().get(name)
+    if spec is None or not spec.npu or spec.role != "embedder":
+        known = [EMBEDDER] + [n for n, s in load_manifest().items() if s.npu and s.role == "embedder"]
+        raise UsageError(f"--models: unknown embedding model '{name}'", fix=f"choose from {', '.join(known)}")
+    if hailo.probe() is not None:
+        raise BackendUnavailable(f"enrolling with {name} needs a Hailo {spec.chip} card here: {hailo.probe()}",
+                                 fix="run the build on a machine with that card (e.g. a provisioned unit in the depot)")
+    from appliance.vision.npu import open_npu_engine  # noqa: PLC0415
+
+    settings = hailo.Settings(chip=spec.chip, embedder=name.rsplit("-", 1)[0], models_dir=cfg.inference.models_dir)
+    return open_npu_engine(cfg, settings)
 
 
 def cmd_build(args: argparse.Namespace) -> int:
@@ -53,8 +92,13 @@ def cmd_build(args: argparse.Namespace) -> int:
     operation = Operation(args.deployment_id, args.officer, args.not_before, args.not_after,
                           args.recipient, args.version)
     authority = load_authority(Path(args.authority_dir))
-    report = build_bundle(Path(args.csv), Path(args.images), operation, enrolment_engine(args.config),
-                          authority, Path(args.out), show_progress=not args.quiet)
+    engines = enrolment_engines(args.config, args.models)
+    try:
+        report = build_bundle(Path(args.csv), Path(args.images), operation, engines,
+                              authority, Path(args.out), show_progress=not args.quiet)
+    finally:
+        for engine in engines:
+            engine.close()
     if args.report:
         Path(args.report).write_text(json.dumps(report.to_json(), indent=2))
     print(f"wrote {args.out}: {report.accepted} of {report.rows} rows enrolled, "
@@ -90,6 +134,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--out", required=True, help="bundle file to write (.lfrwl)")
     q.add_argument("--report", help="write the per-row report as JSON here")
     q.add_argument("--config", help="the unit's config (same detector and embedder)")
+    q.add_argument("--models", help="embed with each of these models (comma-separated, e.g. "
+                                    "mobilefacenet,arcface_mobilefacenet-hailo8l: the unit's NPU model and its "
+                                    "CPU fallback); default: the config's model")
     q.add_argument("--quiet", action="store_true", help="no progress bar")
     q.add_argument("--verbose-rejects", action="store_true", help="print every rejected row")
     q.set_defaults(func=cmd_build)
