@@ -16,7 +16,8 @@ import cv2
 import numpy as np
 import pytest
 
-from appliance.errors import WatchlistError
+from appliance import thresholds
+from appliance.errors import InputError, ModelError, WatchlistError
 from appliance.watchlist import payload, verify
 from appliance.watchlist.manifest import canonical_json, parse_manifest
 from appliance.vision.engine import EnrolmentReject
@@ -25,6 +26,21 @@ from lfr_tools.backoffice.build import build_bundle
 from lfr_tools.backoffice.seal import Operation, seal_entries
 
 from watchlist_helpers import MODEL_ID, make_unit, synthetic_entries, window, write_bundle
+
+
+@pytest.fixture(autouse=True)
+def toy_models_borrow_the_cpu_card(monkeypatch):
+    """A deployment needs its model's accuracy card (G7); the toy models here have none, so
+    they borrow the shipped CPU model's list-size rule (the format is what these tests test)."""
+    real = thresholds.rule_for
+
+    def rule_for(model_id, card_dir=thresholds.CARD_DIR):
+        try:
+            return real(model_id, card_dir)
+        except ModelError:
+            return replace(real(thresholds.unit_model_id(), card_dir), model_id=model_id)
+
+    monkeypatch.setattr(thresholds, "rule_for", rule_for)
 
 OTHER = "proj256@0123456789ab"
 TODAY = date(2026, 11, 28)
@@ -108,7 +124,7 @@ def test_a_unit_whose_model_is_absent_refuses_the_bundle_before_decrypting(unit,
 def test_every_entry_must_carry_every_model(unit):
     entries = two_model_entries()
     entries[3] = replace(entries[3], embeddings={MODEL_ID: entries[3].embeddings[MODEL_ID]})
-    with pytest.raises(WatchlistError, match=f"has no {OTHER} embedding"):
+    with pytest.raises(InputError, match=f"has no {OTHER} embedding"):  # refused before sealing
         seal_two(unit, entries, [(MODEL_ID, 192), (OTHER, 256)])
 
 

@@ -34,7 +34,8 @@ def entries():
 
 def _row(entries, index: int, vector) -> list:
     out = list(entries)
-    out[index] = dataclasses.replace(entries[index], embedding=np.asarray(vector, np.float32))
+    model_id, = entries[index].embeddings
+    out[index] = dataclasses.replace(entries[index], embeddings={model_id: np.asarray(vector, np.float32)})
     return out
 
 
@@ -121,12 +122,12 @@ def test_the_bounds_leave_genuine_values_alone(unit, entries, tmp_path):
 def _signed_plaintext(unit, plaintext: bytes, count: int) -> bytes:
     start, end = window()
     operation = Operation("OP-TEST-1", "PS-4521", start, end, unit.recipient, 1)
-    return seal_payload(operation, plaintext, count, MODEL_ID, DIM, load_authority(unit.authority_dir))
+    return seal_payload(operation, plaintext, count, [(MODEL_ID, DIM)], load_authority(unit.authority_dir))
 
 
 def _payload_with_index(entries, change) -> bytes:
     """A payload whose JSON index was edited by ``change`` (text in, text out)."""
-    good = payload.encode(entries, MODEL_ID, DIM)
+    good = payload.encode(entries, [(MODEL_ID, DIM)])
     length = struct.unpack_from(">I", good, len(payload.MAGIC))[0]
     start = len(payload.MAGIC) + 4
     index = change(good[start:start + length].decode())
@@ -136,11 +137,11 @@ def _payload_with_index(entries, change) -> bytes:
 
 INDEX_EDITS = {
     "extra key in an entry": (lambda t: t.replace('"review_by"', '"note":"x","review_by"', 1), "must hold exactly"),
-    "extra top-level key": (lambda t: t.replace('{"model_id"', '{"extra":1,"model_id"', 1), "must hold exactly"),
+    "extra top-level key": (lambda t: t.replace('{"models"', '{"extra":1,"models"', 1), "must hold exactly"),
     "5000-digit count": (lambda t: t.replace('"count":5', '"count":' + "9" * 5000, 1), "not plain UTF-8 JSON"),
     "deeply nested index": (lambda t: '{"x":' + "[" * 3000 + "]" * 3000 + "}", "not plain UTF-8 JSON"),
     "lone surrogate in the index": (lambda t: t.replace("WL-007-00001", "WL-\\udcff", 1), "not plain UTF-8 JSON"),
-    "duplicate key in the index": (lambda t: t.replace('{"model_id"', '{"dim":3,"model_id"', 1), "not plain"),
+    "duplicate key in the index": (lambda t: t.replace('{"models"', '{"count":3,"models"', 1), "not plain"),
     "thumbnail size as text": (lambda t: re.sub(r'"thumbnail_bytes":(\d+)', r'"thumbnail_bytes":"\1"', t, count=1),
                                "thumbnail size is out of bounds"),
 }
@@ -163,8 +164,8 @@ def test_a_refused_payload_is_wiped(unit, entries, monkeypatch):
         real(matrix, records)
         seen.append((matrix, records))
     monkeypatch.setattr(payload, "_wipe", spy)
-    buf = bytearray(payload.encode(_with(entries, 2, float("nan")), MODEL_ID, DIM))
+    buf = bytearray(payload.encode(_with(entries, 2, float("nan")), [(MODEL_ID, DIM)]))
     with pytest.raises(WatchlistError, match="not finite"):
-        payload.decode(buf, "OP-TEST-1")
+        payload.decode(buf, "OP-TEST-1", MODEL_ID)
     matrix, records = seen[0]
     assert not matrix.any() and all(not any(r["thumbnail"]) for r in records)
