@@ -25,27 +25,25 @@ from typing import Callable
 
 from . import capture
 from .audit.log import AuditLog
+from .board import resolve_profile
 from .audit.sink import AuditSink, adjudication_callbacks, open_audit_log, service_start_payload
 from .capture.base import FrameSource
 from .capture.reconnect import ReconnectingSource
 from .config import Config
 from .errors import ApplianceError, AuditError
 from .keystore import KeyStore, unit_keystore
-from .modelstore import load_manifest
 from .pipeline.frame import FrameProcessor, WatchlistProvider
 from .pipeline.runner import RunResult, Runner
 from .pipeline.supervisor import Supervisor
 from .sinks import AlertSinks, DurableCommit
-from .vision.engine import EMBEDDER, FOCUS_MODEL, FaceEngine
-from .vision.mesh import MESH_MODEL
+from .vision.engine import FaceEngine
 
 log = logging.getLogger(__name__)
 
-def model_hashes(cfg: Config) -> dict[str, str]:
-    """SHA-256 of the model files this config runs (recorded at service start)."""
-    specs = load_manifest()
-    names = [cfg.detect.model, EMBEDDER, MESH_MODEL] + ([FOCUS_MODEL] if cfg.detect.focus_tracks else [])
-    return {name: specs[name].sha256 for name in dict.fromkeys(names)}
+def model_hashes(engine: FaceEngine) -> dict[str, str]:
+    """SHA-256 of every weights file the engine runs (recorded at service start): whatever the
+    backend (BlazeFace and MobileFaceNet on the CPU, HEFs on the NPU, the face mesh)."""
+    return {model.name: model.file_sha256 for model in engine.models()}
 
 
 class Unit:
@@ -63,6 +61,7 @@ class Unit:
         self.events: AuditSink | None = None
         self.publisher = None
         self.retention = None
+        self.resolution = None
         self.deployment = None
         self.watchlist: WatchlistProvider = lambda: None
         self.sinks: AlertSinks | None = None
@@ -89,16 +88,23 @@ class Unit:
         return unit
 
     def _open_parts(self, engine: FaceEngine | None, watchlist: WatchlistProvider | None) -> None:
-        # backend and models first, then the keys: neither changes anything on disk
+        # the board profile's backends (or their allowed fallbacks), then the models and the keys:
+        # none of them changes anything on disk
+        self.resolution = resolve_profile(self.cfg)
+        self.cfg = self.resolution.config(self.cfg)
         self.engine = engine or self._stack.enter_context(FaceEngine.from_config(self.cfg))
         self.keystore.signing_key()
         self.audit = open_audit_log(self.cfg, self.keystore)
         self._stack.callback(self._close_audit)
         self.events = AuditSink(self.audit)
         self.supervisor = Supervisor(self.events.event)
+        for kind, payload in self.resolution.audit_events():  # each fallback the profile allowed (backend_fallback)
+            self.audit.append(kind, payload)
         self.publisher = self._open_publisher()
+        if self.publisher is not None and self.resolution.degraded:
+            self.publisher.set_status("degraded", "; ".join(f.detail() for f in self.resolution.fallbacks)[:200])
         self.retention = self._open_retention()
-        self.audit.append("service_start", service_start_payload(self.cfg, model_hashes(self.cfg),
+        self.audit.append("service_start", service_start_payload(self.cfg, model_hashes(self.engine),
                                                                  self.engine.backend))
         self.watchlist = watchlist or self._open_deployment()
         self._publish_last_record()
@@ -253,6 +259,7 @@ class Unit:
                 "backend": self.engine.backend if self.engine else None,
                 "model_id": self.engine.model_id if self.engine else None,
                 "capture": self.cfg.capture.backend,
+                "backends": self.resolution.status() if self.resolution else None,
                 "frames": int(counters.get("frames", 0)),
                 "frames_per_s": round(runner.frames_per_s(), 2) if runner else 0.0,
                 "last_frame_age_s": round(time.monotonic() - last, 3) if last else None,

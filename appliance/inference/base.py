@@ -22,6 +22,8 @@ class Model(Protocol):
     input_shape: tuple[int, ...]
     backend: str
     pixels: bool  # True: the network takes RGB uint8 pixels and normalises inside (a Hailo HEF)
+    name: str  # the weights it runs (a file stem, or a HEF's network name)
+    file_sha256: str  # of the weights file it was loaded from (recorded in the audit log at start)
 
     def run(self, x: np.ndarray) -> list[np.ndarray]:
         """Run one batch of exactly ``input_shape`` and return the outputs."""

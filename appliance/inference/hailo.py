@@ -308,6 +308,7 @@ class SharedHailoModel:
     def __init__(self, model: HailoModel) -> None:
         self._model = model
         self.name, self.model_id, self.backend, self.pixels = model.name, model.model_id, KEY, True
+        self.file_sha256 = model.spec.sha256
         self.input_shape, self.output_names = model.input_shape, model.output_names
 
     def run(self, x: np.ndarray) -> list[np.ndarray]:

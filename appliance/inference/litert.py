@@ -9,7 +9,7 @@ import numpy as np
 from pydantic import Field
 
 from ..errors import ModelError
-from ..modelstore import model_path
+from ..modelstore import model_path, sha256_file
 from ..paths import resolve
 from .base import BackendSettings
 
@@ -57,6 +57,7 @@ class LiteRTModel:
         self._input = self._it.get_input_details()[0]
         self._outputs = [d["index"] for d in self._it.get_output_details()]
         self.input_shape = tuple(int(v) for v in self._input["shape"])
+        self.name, self.file_sha256 = Path(path).stem, sha256_file(path)
         self._lock = threading.Lock()
 
     def run(self, x: np.ndarray) -> list[np.ndarray]:

@@ -8,7 +8,7 @@ import numpy as np
 from pydantic import Field
 
 from ..errors import ModelError
-from ..modelstore import model_path
+from ..modelstore import model_path, sha256_file
 from ..paths import resolve
 from .base import BackendSettings
 
@@ -56,6 +56,7 @@ class OnnxModel:
         self._input_name = inp.name
         n, c, h, w = inp.shape
         self.input_shape = (int(n), int(h), int(w), int(c))
+        self.name, self.file_sha256 = Path(path).stem, sha256_file(path)
 
     def run(self, x: np.ndarray) -> list[np.ndarray]:
         """Run one NHWC batch (transposed to NCHW for the graph)."""
