@@ -26,6 +26,7 @@ from typing import Callable
 from . import capture
 from .audit.log import AuditLog
 from .board import resolve_profile
+from .failover import fail_over
 from .audit.sink import AuditSink, adjudication_callbacks, open_audit_log, service_start_payload
 from .capture.base import FrameSource
 from .capture.reconnect import ReconnectingSource
@@ -92,6 +93,7 @@ class Unit:
         # none of them changes anything on disk
         self.resolution = resolve_profile(self.cfg)
         self.cfg = self.resolution.config(self.cfg)
+        self._owns_engine = engine is None
         self.engine = engine or self._stack.enter_context(FaceEngine.from_config(self.cfg))
         self.keystore.signing_key()
         self.audit = open_audit_log(self.cfg, self.keystore)
@@ -184,19 +186,39 @@ class Unit:
     # -- running -------------------------------------------------------------------------------
     def run(self, source: FrameSource | None = None, install_signals: bool = True) -> RunResult:
         """Run the configured source (or ``source``) through the pipeline until it ends,
-        a signal arrives or a fault stops it; the result's error says which fault."""
+        a signal arrives or a fault stops it; the result's error says which fault. When the
+        inference backend fails mid-run and the board allows a fallback, the pipeline starts
+        again on the fallback backend (appliance/failover.py) instead of stopping."""
+        while True:
+            result = self._run_once(source, install_signals)
+            if not fail_over(self, result):
+                break
+            source = None  # the first run closed it: reopen from the config
+        self._stopped(result)
+        return result
+
+    def _run_once(self, source: FrameSource | None, install_signals: bool) -> RunResult:
         processor = FrameProcessor(self.cfg, self.engine, self.watchlist)
         self.runner = Runner(processor, source or self._open_source(), self.cfg.runner.queue_size,
                              deliver=self.sinks, events=self.events.event,
                              counters_every_s=self.cfg.audit.counters_every_s, supervisor=self.supervisor)
-        if self.supervisor.error is None:
-            self._set_state("running")
-            with self.sinks:
-                result = self.runner.run(install_signals=install_signals)
-        else:  # a part failed before the run (e.g. the outbox pump gave up)
-            result = RunResult(error=self.supervisor.error)
-        self._stopped(result)
-        return result
+        if self.supervisor.error is not None:  # a part failed before the run (e.g. the outbox pump gave up)
+            return RunResult(error=self.supervisor.error)
+        self._set_state("running")
+        with self.sinks:
+            return self.runner.run(install_signals=install_signals)
+
+    def replace_engine(self, engine: FaceEngine, cfg: Config) -> None:
+        """Run on ``engine`` from now on (an inference fallback): the old one is closed, the
+        deployment loads the new model's entries, the supervisor forgets the fault that stopped
+        the last run (it is audited)."""
+        old, self.engine, self.cfg = self.engine, engine, cfg
+        self._stack.callback(engine.close)
+        if self._owns_engine:
+            old.close()
+        if self.deployment is not None:
+            self.deployment.use_model(engine.model_id)
+        self.supervisor.recover()
 
     def _open_source(self) -> FrameSource:
         """The configured source; a live camera comes wrapped so that a loss reconnects."""

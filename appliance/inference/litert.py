@@ -8,7 +8,7 @@ from typing import Literal
 import numpy as np
 from pydantic import Field
 
-from ..errors import ModelError
+from ..errors import BackendUnavailable, ModelError
 from ..modelstore import model_path, sha256_file
 from ..paths import resolve
 from .base import BackendSettings
@@ -63,9 +63,14 @@ class LiteRTModel:
     def run(self, x: np.ndarray) -> list[np.ndarray]:
         """Run one batch; returns copies of the output tensors."""
         with self._lock:
-            self._it.set_tensor(self._input["index"], np.ascontiguousarray(x, dtype=np.float32))
-            self._it.invoke()
-            return [self._it.get_tensor(i).copy() for i in self._outputs]
+            try:
+                self._it.set_tensor(self._input["index"], np.ascontiguousarray(x, dtype=np.float32))
+                self._it.invoke()
+                return [self._it.get_tensor(i).copy() for i in self._outputs]
+            except (RuntimeError, ValueError) as exc:  # the runtime failed: the unit may fall back
+                raise BackendUnavailable(f"LiteRT failed running {self.name}: {exc}",
+                                         fix="check the model files (`appliance models verify`); "
+                                             "the unit falls back per [board] inference_fallback") from None
 
     def close(self) -> None:
         """Drop the interpreter (its tensors and delegate go with it)."""

@@ -7,7 +7,7 @@ from typing import Literal
 import numpy as np
 from pydantic import Field
 
-from ..errors import ModelError
+from ..errors import BackendUnavailable, ModelError
 from ..modelstore import model_path, sha256_file
 from ..paths import resolve
 from .base import BackendSettings
@@ -61,7 +61,12 @@ class OnnxModel:
     def run(self, x: np.ndarray) -> list[np.ndarray]:
         """Run one NHWC batch (transposed to NCHW for the graph)."""
         nchw = np.ascontiguousarray(np.asarray(x, dtype=np.float32).transpose(0, 3, 1, 2))
-        return self._session.run(None, {self._input_name: nchw})
+        try:
+            return self._session.run(None, {self._input_name: nchw})
+        except RuntimeError as exc:  # onnxruntime's failures: the unit may fall back
+            raise BackendUnavailable(f"ONNX Runtime failed running {self.name}: {exc}",
+                                     fix="check the model files (`appliance models verify`); "
+                                         "the unit falls back per [board] inference_fallback") from None
 
     def close(self) -> None:
         """Drop the inference session."""

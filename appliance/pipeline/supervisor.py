@@ -101,6 +101,12 @@ class Supervisor:
             for stop in self._stoppers:
                 stop()
 
+    def recover(self) -> None:
+        """Forget the fatal error (its fault stays recorded and audited): the unit recovered from it
+        by other means (an inference fallback) and runs again."""
+        with self._lock:
+            self.error = None
+
     def last_fault(self) -> dict | None:
         """The most recent fault, for the status."""
         with self._lock:

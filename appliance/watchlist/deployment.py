@@ -17,6 +17,7 @@ deletes the copy, so a stray copy on flash stays unreadable (crypto-shredding).
 """
 from __future__ import annotations
 
+import dataclasses
 import fcntl
 import logging
 import os
@@ -213,6 +214,26 @@ class Deployment:
             "model_id": watchlist.model_id, "entry_count": manifest.entry_count,
             "not_before": manifest.not_before, "not_after": manifest.not_after,
             "started_at": format_time(self.clock())})
+
+    # -- the model the unit runs ------------------------------------------------------------------
+    def carries(self, model_id: str) -> bool | None:
+        """Whether the active deployment's bundle holds embeddings of ``model_id`` (from its signed
+        manifest, nothing decrypted); None when no deployment is active."""
+        with self._lock:
+            record = self.records.active()
+            if record is None:
+                return None
+            bundle = container.read_bundle(Path(record.copy_path), self.max_bundle_bytes)
+            return model_id in bundle.manifest.model_ids
+
+    def use_model(self, model_id: str) -> None:
+        """The unit now embeds with ``model_id`` (its inference backend failed over): drop the loaded
+        matrix and load that model's from the unit's copy at the next call (refused, and audited,
+        if the bundle does not carry it: embeddings of different models are not comparable)."""
+        with self._lock:
+            self.trust = dataclasses.replace(self.trust, model_id=model_id)
+            self._drop_memory(f"the unit now runs {model_id}")
+            self._failed_record, self._next_poll = None, 0.0
 
     # -- the runner's provider ----------------------------------------------------------------
     def current_watchlist(self) -> Watchlist | None:
