@@ -11,7 +11,9 @@ the deployment is ended and its watchlist purged (`appliance deployment end`).
 """
 from __future__ import annotations
 
+import getpass
 import hashlib
+import os
 import tempfile
 import tomllib
 from dataclasses import dataclass
@@ -207,7 +209,8 @@ def _selftest_check(cfg: Config, engine: FaceEngine) -> str:
     from appliance.selftest import Outcome, SelfTestContext, overall, run_selftest  # noqa: PLC0415
     from appliance.selftest.report import render_table  # noqa: PLC0415
 
-    ctx = SelfTestContext(cfg)
+    # the demo unit's keys belong to whoever runs the demo, not to a service user this machine may have
+    ctx = SelfTestContext(cfg, service_user=getpass.getuser(), service_uid=os.getuid())
     ctx.lend_engine(engine)
     results = run_selftest(ctx)
     render_table(results, overall(results))
