@@ -55,10 +55,16 @@ def rig(tmp_path_factory, van_certs):
 def page(rig):
     context = rig["browser"].new_context(viewport=VIEWPORT)
     page = context.new_page()
+    page.seen = []  # what the page met, for a failure message: console lines, failed and refused requests
+    page.on("console", lambda m: page.seen.append(f"console {m.type}: {m.text}"))
+    page.on("requestfailed", lambda r: page.seen.append(f"failed {r.url}: {r.failure}"))
+    page.on("response", lambda r: r.status >= 400 and page.seen.append(f"HTTP {r.status} {r.url}"))
     sign_in(page, rig["console"].url, "PC-4411")
     page.wait_for_selector("#status-bar")
     yield page
+    rescued = page.evaluate("() => document.body.dataset.rescued")
     context.close()
+    assert rescued == "0", f"the periodic resync found {rescued} card(s) the live feed had lost; page log {page.seen}"
 
 
 def card(page, alert_id: str):
@@ -69,8 +75,10 @@ def card(page, alert_id: str):
         return page.wait_for_selector(f'article.card[data-alerts~="{alert_id}"]', timeout=20_000)
     except PageTimeout:
         shown = page.evaluate("() => [...document.querySelectorAll('article.card')].map(c => c.dataset.alerts)")
+        live = page.evaluate("() => document.body.dataset.live")
         state = fetch(page, "/api/state")
-        raise AssertionError(f"card for {alert_id} not shown; page has {shown}; state {state['text'][:3000]}") from None
+        raise AssertionError(f"card for {alert_id} not shown; page has {shown}; live feed {live}; "
+                             f"page log {page.seen[-20:]}; state {state['text'][:3000]}") from None
 
 
 def test_alert_shows_both_images_and_confirm_reaches_the_audit_log(rig, page):
@@ -117,6 +125,23 @@ def test_repeat_sightings_join_the_subjects_card_and_one_decision_covers_them(ri
     page.click(f'article.card[data-alerts~="{first}"] button.reject')
     assert wait_for(lambda: {e["alert_id"] for e in unit.entries("adjudication") if e["decision"] == "rejected"}
                     >= {first, second}, 10)
+
+
+def test_a_state_load_that_crosses_a_live_alert_does_not_hide_it(rig, page):
+    """/api/state answered before an alert, delivered after the alert's live event: the card stays."""
+    stale = fetch(page, "/api/state")
+    held = []
+    page.route("**/api/state", lambda route: held.append(route))
+    page.evaluate("() => { window.pendingLoad = load(); }")
+    assert wait_for(lambda: page.wait_for_timeout(50) or held, 10), "the page asked for no state"
+    aid = rig["unit"].alert(subject_ref="WL-CROSSED")
+    card(page, aid)  # shown by the live event
+    assert "WL-CROSSED" not in stale["text"]
+    held[0].fulfill(status=200, content_type="application/json", body=stale["text"])
+    page.evaluate("() => window.pendingLoad")
+    page.unroute("**/api/state")
+    assert page.query_selector(f'article.card[data-alerts~="{aid}"]'), "the stale state load removed the live alert"
+    page.click(f'article.card[data-alerts~="{aid}"] button.unable')
 
 
 def test_reload_keeps_the_queue(rig, page):

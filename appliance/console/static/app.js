@@ -235,7 +235,19 @@ function tick() {
 
 // --- loading and live events ---
 
-async function load() {
+// A live event and a state load can cross: /api/state may answer with what the server had before
+// the event it has just pushed. A card a live event touched after a load was asked for is newer
+// than that load's copy, so the load leaves it alone (it neither removes nor overwrites it).
+const touched = new Map();  // card_id -> performance.now() of the last live event about it
+const RESYNC_MS = 15000;    // safety net: compare with the server's state this often
+let rescued = 0;            // cards only a periodic resync found: the live feed lost them
+let loaded = false;         // the first load finds the queue; later ones ring for cards that are new
+
+function touch(card) { touched.set(card.card_id, performance.now()); }
+function newerThan(id, started) { return (touched.get(id) || -1) > started; }
+
+async function load(resync = false) {
+  const started = performance.now();
   const state = await api("GET", "/api/state");
   if (!state) return;
   model.serverSkew = state.server_time - Date.now() / 1000;
@@ -247,9 +259,19 @@ async function load() {
   model.records = state.records;
   const wanted = new Set(state.queue.map((c) => c.card_id));
   for (const id of model.queue.keys()) {
-    if (!wanted.has(id)) { model.queue.delete(id); const n = document.getElementById("card-" + id); if (n) n.remove(); }
+    if (wanted.has(id) || newerThan(id, started)) continue;
+    model.queue.delete(id);
+    const n = document.getElementById("card-" + id);
+    if (n) n.remove();
   }
-  for (const card of [...state.queue].reverse()) upsert(card);
+  const fresh = state.queue.filter((c) => !model.queue.has(c.card_id) && !newerThan(c.card_id, started));
+  for (const card of [...state.queue].reverse()) if (!newerThan(card.card_id, started)) upsert(card);
+  if (loaded && fresh.length) beep();  // after a reconnect or a resync: alerts the live feed did not bring
+  if (resync && fresh.length) {
+    rescued += fresh.length;
+    document.body.dataset.rescued = String(rescued);
+  }
+  loaded = true;
   renderLink(state.link); renderUnits(); renderFlagged(); renderHistory(); renderRecords();
   document.getElementById("queue-empty").hidden = model.queue.size > 0;
 }
@@ -257,14 +279,32 @@ async function load() {
 function onEvent(message) {
   const event = JSON.parse(message.data);
   switch (event.kind) {
-    case "alert": upsert(event.card); beep(); break;
-    case "sighting": case "card": upsert(event.card); break;
+    case "alert": touch(event.card); upsert(event.card); beep(); break;
+    case "sighting": case "card": touch(event.card); upsert(event.card); break;
     case "units": model.units = event.units; renderUnits(); break;
     case "flagged": model.flagged = [event.flag, ...model.flagged].slice(0, 50); renderFlagged(); break;
     case "link": renderLink(event.connected); break;
     case "signed_out": location.reload(); break;
-    default: load(); // record, resync
+    default: load().catch((err) => toast(err.message)); // record, resync
   }
+}
+
+// The live feed: EventSource retries by itself after a network error, but gives up for good
+// (CLOSED) on some answers (a restarted console, a proxy error); then it is opened again here.
+function connect() {
+  document.body.dataset.live = "connecting";
+  const source = new EventSource("/api/events");
+  source.onmessage = onEvent;
+  source.onopen = () => {
+    document.body.dataset.live = "open";
+    load().catch((err) => toast(err.message));
+  };
+  source.onerror = () => {
+    if (source.readyState !== EventSource.CLOSED) { document.body.dataset.live = "connecting"; return; }
+    document.body.dataset.live = "closed";
+    source.close();
+    setTimeout(connect, 2000);
+  };
 }
 
 function showTab(name) {
@@ -296,8 +336,8 @@ document.addEventListener("DOMContentLoaded", () => {
   document.addEventListener("pointerdown", activity);
   document.addEventListener("keydown", activity);
   setMuted(muted);
-  const source = new EventSource("/api/events");
-  source.onmessage = onEvent;
-  source.onopen = () => load().catch((err) => toast(err.message));
+  document.body.dataset.rescued = "0";
+  connect();
+  setInterval(() => load(true).catch(() => {}), RESYNC_MS);
   setInterval(tick, 1000);
 });
