@@ -18,16 +18,12 @@ deletes the copy, so a stray copy on flash stays unreadable (crypto-shredding).
 from __future__ import annotations
 
 import dataclasses
-import fcntl
 import logging
-import os
 import threading
 import time
 from datetime import datetime
 from pathlib import Path
-from collections.abc import Iterator
-from contextlib import contextmanager
-from typing import Callable, Protocol
+from typing import Callable
 
 from ..clock import utc_now
 from ..errors import ApplianceError, ConfigError, WatchlistError
@@ -36,6 +32,7 @@ from ..thresholds import ThresholdChoice, choose, status
 from . import container
 from .manifest import format_time, parse_time
 from .records import DeploymentRecord, DeploymentRecords
+from .unitstate import DeploymentKeyStore, unit_lock, write_atomic
 from .verify import UnitTrust, open_payload, verify_manifest
 
 log = logging.getLogger(__name__)
@@ -44,58 +41,6 @@ Audit = Callable[[str, dict], None]
 Clock = Callable[[], datetime]
 BUNDLE_DIR = "watchlists"
 IN_USE_GRACE_S = 1.0
-LOCK_FILE = "deployment.lock"
-
-
-class DeploymentKeyStore(Protocol):
-    """What the lifecycle needs from the key store (the file backend now; TPM2 later)."""
-
-    def age_identity(self) -> str:
-        """The unit's age identity (decrypts bundles addressed to the unit)."""
-        ...
-
-    def age_recipient(self) -> str:
-        """The unit's age recipient."""
-        ...
-
-    def create_deployment_identity(self, name: str) -> str:
-        """Create a per-deployment key; return its recipient."""
-        ...
-
-    def deployment_identity(self, name: str) -> str:
-        """The per-deployment identity."""
-        ...
-
-    def destroy_deployment_identity(self, name: str) -> bool:
-        """Overwrite and delete a per-deployment key."""
-        ...
-
-    def deployment_names(self) -> list[str]:
-        """Names of the per-deployment keys present."""
-        ...
-
-
-@contextmanager
-def unit_lock(data_dir: Path) -> Iterator[None]:
-    """Exclusive lock across processes for start, end and sweep (never held while matching)."""
-    data_dir.mkdir(parents=True, exist_ok=True)
-    with open(data_dir / LOCK_FILE, "a+b") as fh:
-        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
-
-
-def _write_atomic(path: Path, *parts: bytes) -> None:
-    tmp = path.with_name(path.name + ".part")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as fh:
-        for part in parts:
-            fh.write(part)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
 
 
 class Deployment:
@@ -206,7 +151,7 @@ class Deployment:
                                       **choice.audit_fields()})
         self.bundle_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         copy = self.bundle_dir / f"{key_name}{container.SUFFIX}"
-        _write_atomic(copy, container.pack_head(bundle.manifest_bytes, bundle.signature), resealed)
+        write_atomic(copy, container.pack_head(bundle.manifest_bytes, bundle.signature), resealed)
         return self.records.insert_active({
             "deployment_id": manifest.deployment_id, "bundle_version": manifest.bundle_version,
             "bundle_sha256": bundle.sha256, "copy_path": str(copy), "key_name": key_name,
