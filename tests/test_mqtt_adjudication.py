@@ -111,10 +111,26 @@ def test_rate_limit_per_sender_reports_each_burst_once(outbox):
     assert verdicts[:3] == ["accepted"] * 3 and verdicts[3:] == ["rate_limited"] * 7
     assert [v.reason for v in refused] == ["rate_limited"]  # one audit entry for the whole burst
     assert box.handle(data(signed()), "console-02").accepted  # another sender has its own budget
-    now[0] += 1.0  # two tokens back
+    now[0] += 1.0  # two tokens back, but the burst is not over (10 s of quiet end it)
     assert [box.handle(data(signed()), "console-01").reason for _ in range(3)] == \
         ["accepted", "accepted", "rate_limited"]
-    assert [v.reason for v in refused] == ["rate_limited", "rate_limited"] and len(got) == 6
+    assert [v.reason for v in refused] == ["rate_limited"] and len(got) == 6
+    now[0] += 10.0  # quiet long enough: a new burst is reported anew
+    assert [box.handle(data(signed()), "console-01").reason for _ in range(4)] == \
+        ["accepted"] * 3 + ["rate_limited"]
+    assert [v.reason for v in refused] == ["rate_limited", "rate_limited"] and len(got) == 9
+
+
+def test_a_sender_hovering_at_the_rate_limit_gives_one_audit_entry_not_one_per_refusal(outbox):
+    now = [0.0]
+    got, refused = [], []
+    box = intake(outbox, got, refused, rate=RateLimit(2.0, 1, clock=lambda: now[0]))
+    verdicts = []
+    for _ in range(40):  # 4 messages a second against a budget of 2: every other one refused, for 10 s
+        verdicts.append(box.handle(data(signed()), "console-01").reason)
+        now[0] += 0.25
+    assert verdicts.count("accepted") == 20 and verdicts.count("rate_limited") == 20
+    assert [v.reason for v in refused] == ["rate_limited"]
 
 
 def test_audit_failure_is_counted_and_the_adjudication_can_come_again(outbox):

@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 REASONS = ("rate_limited", "retained", "oversized", "malformed_json", "bad_fields", "wrong_unit",
            "unknown_key", "bad_signature", "unknown_alert", "duplicate", "sink_error")
 MAX_SENDERS = 64  # rate buckets kept; senders are certificate CNs the ACL lets write
+BURST_QUIET_S = 10.0  # at least this long without an over-budget message ends a sender's burst
 
 
 @dataclass(frozen=True)
@@ -56,6 +57,15 @@ class RateLimit:
     def __init__(self, rate: float, burst: int, clock: Callable[[], float] = time.monotonic) -> None:
         self.rate, self.burst, self._clock = rate, burst, clock
         self._buckets: dict[str, tuple[float, float]] = {}
+
+    def now(self) -> float:
+        """The bucket's clock (monotonic seconds)."""
+        return self._clock()
+
+    @property
+    def quiet_s(self) -> float:
+        """The quiet that ends a burst: the time an empty bucket takes to fill, and at least 10 s."""
+        return max(self.burst / self.rate, BURST_QUIET_S)
 
     def allow(self, sender: str) -> bool:
         """Take one token for ``sender``; False when its bucket is empty."""
@@ -101,7 +111,7 @@ class AdjudicationIntake:
         self._on_accepted, self._on_rejected = on_accepted, on_rejected
         self.rate = rate or RateLimit(5.0, 50)
         self._lock = threading.Lock()
-        self._limited: set[str] = set()
+        self._limited: dict[str, float] = {}  # sender -> when its last over-budget message came
         self.counters: Counter[str] = Counter({r: 0 for r in ("accepted", *REASONS)})
 
     def _parse(self, data: bytes, sender: str) -> Verdict | dict:
@@ -152,7 +162,6 @@ class AdjudicationIntake:
         if not self.rate.allow(sender):
             result: Verdict | dict = Verdict(False, "rate_limited", "more than the sender's budget", sender)
         else:
-            self._limited.discard(sender)  # within budget again: a later burst is reported anew
             result = (Verdict(False, "retained", "a retained adjudication is never acted on", sender)
                       if retained else self.check(data, sender))
         if isinstance(result, dict):
@@ -176,12 +185,20 @@ class AdjudicationIntake:
                        alert_id=adj["alert_id"], console_key=adj["key_id"], deployment_id=adj["deployment_id"])
 
     def _refused(self, verdict: Verdict) -> None:
-        """Log at debug level (no flood), pass to on_rejected; a rate-limited burst is reported once."""
+        """Log at debug level (no flood), pass to on_rejected; a rate-limited burst is reported once.
+
+        A burst ends when the sender has sent nothing over budget for as long as its bucket takes to
+        fill (at least 10 s): a sender hovering at the limit (one message allowed, the next refused) is one burst,
+        so it cannot flood the audit log with refusals.
+        """
         log.debug("adjudication refused: %s (%s)", verdict.reason, verdict.detail)
         if verdict.reason == "rate_limited":
-            if verdict.sender in self._limited:
+            now, last = self.rate.now(), self._limited.get(verdict.sender)
+            self._limited[verdict.sender] = now
+            if last is not None and now - last < self.rate.quiet_s:
                 return
-            self._limited.add(verdict.sender)
+            if len(self._limited) > MAX_SENDERS:
+                self._limited.pop(next(iter(self._limited)))
         if self._on_rejected is not None and verdict.reason != "sink_error":
             try:
                 self._on_rejected(verdict)
