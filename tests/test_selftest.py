@@ -7,6 +7,7 @@ the Hailo device report (absent SDK) are replaced.
 """
 from __future__ import annotations
 
+import getpass
 import json
 import os
 import pwd
@@ -427,10 +428,11 @@ def test_cli_prints_the_table_and_exits_13_on_a_failure(unit, frames, tmp_path):
     cfg = tmp_path / "unit.toml"
     cfg.write_text(f'[unit]\nid = "van-dev-01"\ndata_dir = "{unit}"\n[capture]\nbackend = "replay"\n'
                    f'source = "{frames}"\n[inference]\nmodels_dir = "{REPO / "models" / "cache"}"\n')
-    table = run_cli("selftest", "--config", str(cfg), "--only", "camera", "--only", "keys")
+    me = ("--service-user", getpass.getuser())  # this machine may have an 'appliance' user of its own
+    table = run_cli("selftest", "--config", str(cfg), "--only", "camera", "--only", "keys", *me)
     assert table.returncode == 0, table.stderr
     assert "PASS" in table.stdout and "camera" in table.stdout and "selftest: PASS" in table.stdout
-    failing = run_cli("selftest", "--config", str(cfg), "--json")  # no authority trusted, MQTT off
+    failing = run_cli("selftest", "--config", str(cfg), "--json", *me)  # no authority trusted, MQTT off
     assert failing.returncode == 13, failing.stderr
     doc = json.loads(failing.stdout)
     rows = {row["check"]: row for row in doc["checks"]}

@@ -20,7 +20,7 @@ def cmd_selftest(args: argparse.Namespace) -> int:
         from ..errors import UsageError  # noqa: PLC0415
 
         raise UsageError(f"unknown check(s) {', '.join(unknown)}", fix=f"choose from {', '.join(CHECKS)}")
-    results = run_selftest(SelfTestContext(cfg), args.only)
+    results = run_selftest(SelfTestContext(cfg, service_user=args.service_user), args.only)
     verdict = overall(results)
     if args.json:
         print(as_json(results, verdict, cfg.unit.id))
@@ -38,4 +38,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--config", default=DEFAULT_CONFIG, help=f"the unit's config (default {DEFAULT_CONFIG})")
     p.add_argument("--json", action="store_true", help="print the results as JSON instead of the table")
     p.add_argument("--only", action="append", metavar="CHECK", help="run only this check (repeatable)")
+    p.add_argument("--service-user", default="appliance", metavar="USER",
+                   help="the user the unit's service runs as, who must own the keys (default appliance, "
+                        "as in systemd/appliance.service)")
     p.set_defaults(func=cmd_selftest)
