@@ -157,9 +157,9 @@ class TrackConfig(Section):
 
     iou_min: float = Field(0.2, ge=0.0, le=1.0)
     max_missed_frames: int = Field(15, ge=1, le=1000)
-    rejoin_frames: int = Field(45, ge=0, le=1000,
-                               description="a new track starting where a track lost up to this many frames ago "
-                                           "was heading continues it (0: never re-join)")
+    rejoin_s: float = Field(3.0, ge=0.0, le=60.0,
+                            description="a new track starting where a track lost up to this many seconds (capture "
+                                        "time) ago was heading continues it (0: never re-join)")
 
 
 class RunnerConfig(Section):

@@ -52,7 +52,7 @@ class FrameProcessor:
         self.engine = engine
         self.watchlist = watchlist
         self.tracker = Tracker(cfg.track.iou_min, cfg.track.max_missed_frames, cfg.match.window,
-                               cfg.track.rejoin_frames)
+                               cfg.track.rejoin_s)
         self.repeats = RepeatMemory(cfg.match.repeat_window_s)
         self.counters: Counter[str] = Counter()
 
@@ -65,7 +65,7 @@ class FrameProcessor:
         log.debug("frame %d: %d face(s), %d passed the quality gate", frame.seq, len(faces),
                   sum(f.reject is None for f in faces))
         with self.engine.times.stage("track"):
-            tracks = self.tracker.update(frame.seq, [f.det.box for f in faces])
+            tracks = self.tracker.update(frame.seq, [f.det.box for f in faces], frame.t_mono)
         self.counters["frames"] += 1
         self.counters["faces_seen"] += len(faces)
         for face in faces:

@@ -7,7 +7,7 @@ and its match history (subject index, score), and while it lives its template
 crop, and nothing of a face once its track has ended.
 
 Re-joining: a box that no live track claims, found where a track lost in the last
-``rejoin_frames`` frames was heading (its constant-velocity prediction, a reach that
+``rejoin_s`` seconds of capture time was heading (its constant-velocity prediction, a reach that
 grows with the gap, a similar face size), continues that track (same id, history and
 alerted subjects) instead of starting a new one. The re-joined track is on probation
 (``rejoined_at``) until its first match: a match naming a subject its history does not
@@ -28,6 +28,7 @@ REJOIN_REACH = 2.0  # face sizes from a lost track's predicted centre, plus REJO
 REJOIN_GROWTH = 0.1
 REJOIN_MAX_REACH = 5.0
 REJOIN_SIZE_RATIO = 1.6  # a re-joining face is at most this much bigger or smaller
+NOMINAL_FPS = 15.0  # frame times when the caller gives none (tests on synthetic boxes)
 
 
 @dataclass
@@ -51,6 +52,7 @@ class Track:
     frames: int = 0
     velocity: np.ndarray = field(default_factory=lambda: np.zeros(2, np.float32))
     last_embedded: int = -(10 ** 9)
+    last_t: float = 0.0  # capture time of the last box
     rejoined_at: int | None = None  # frame of a re-join not yet confirmed by a match
     template: object | None = field(default=None, repr=False)  # TrackTemplate while the track lives
 
@@ -91,18 +93,21 @@ def affinities(expected: np.ndarray, boxes: np.ndarray, iou_min: float) -> np.nd
 class Tracker:
     """Keeps the live tracks of one camera."""
 
-    def __init__(self, iou_min: float, max_missed: int, window: int, rejoin_frames: int = 0) -> None:
+    def __init__(self, iou_min: float, max_missed: int, window: int, rejoin_s: float = 0.0) -> None:
         self.iou_min = iou_min
         self.max_missed = max_missed
         self.window = window
-        self.rejoin_frames = rejoin_frames
+        self.rejoin_s = rejoin_s
+        self._now = 0.0
         self.tracks: dict[int, Track] = {}
         self.lost: dict[int, Track] = {}  # ended tracks that may still be re-joined: box, velocity, history
         self.rejoins = 0
         self._ids = count(1)
 
-    def update(self, seq: int, boxes: list[np.ndarray]) -> list[Track]:
-        """Assign each box to a track (new or existing); return the tracks in box order."""
+    def update(self, seq: int, boxes: list[np.ndarray], t: float | None = None) -> list[Track]:
+        """Assign each box to a track (new, re-joined or continued); return the tracks in box order.
+        ``t`` is the frame's capture time (seconds); without it frames are NOMINAL_FPS a second."""
+        self._now = seq / NOMINAL_FPS if t is None else t
         self._expire(seq)
         assigned: dict[int, Track] = {}
         if self.tracks and boxes:
@@ -131,7 +136,7 @@ class Tracker:
         if track.frames and seq > track.last_seq:
             step = (_centre(box) - _centre(track.box)) / (seq - track.last_seq)
             track.velocity = VELOCITY_SMOOTHING * step + (1 - VELOCITY_SMOOTHING) * track.velocity
-        track.box, track.last_seq = box, seq
+        track.box, track.last_seq, track.last_t = box, seq, self._now
         track.frames += 1
 
     def _new(self, box: np.ndarray, seq: int) -> Track:
@@ -154,10 +159,10 @@ class Tracker:
 
     def _rejoin(self, box: np.ndarray, seq: int, taken: set[int]) -> Track | None:
         """The lost (or long-missed live) track whose predicted box this box continues, if any."""
-        if not self.rejoin_frames:
+        if not self.rejoin_s:
             return None
         candidates = [t for t in (*self.tracks.values(), *self.lost.values())
-                      if t.track_id not in taken and seq - t.last_seq >= 2]
+                      if t.track_id not in taken and seq - t.last_seq >= 2 and self._now - t.last_t <= self.rejoin_s]
         scored = [(d, t.track_id, t) for t in candidates if (d := rejoin_distance(t, box, seq)) is not None]
         if not scored:
             return None
@@ -183,9 +188,9 @@ class Tracker:
         for tid in [tid for tid, t in self.tracks.items() if seq - t.last_seq > self.max_missed]:
             track = self.tracks.pop(tid)
             drop_template(track)
-            if self.rejoin_frames > self.max_missed:
+            if self.rejoin_s:
                 self.lost[tid] = track
-        for tid in [tid for tid, t in self.lost.items() if seq - t.last_seq > self.rejoin_frames]:
+        for tid in [tid for tid, t in self.lost.items() if self._now - t.last_t > self.rejoin_s]:
             del self.lost[tid]
 
 
