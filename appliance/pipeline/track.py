@@ -131,8 +131,7 @@ class Tracker:
             assigned[i] = track
         return [assigned[i] for i in range(len(boxes))]
 
-    @staticmethod
-    def _move(track: Track, box: np.ndarray, seq: int) -> None:
+    def _move(self, track: Track, box: np.ndarray, seq: int) -> None:
         if track.frames and seq > track.last_seq:
             step = (_centre(box) - _centre(track.box)) / (seq - track.last_seq)
             track.velocity = VELOCITY_SMOOTHING * step + (1 - VELOCITY_SMOOTHING) * track.velocity
