@@ -129,7 +129,7 @@ def test_a_units_repeat_sighting_joins_the_original_alerts_card_without_a_tone(r
     repeat = unit.alert(subject_ref="WL-AGAIN", track_id=12, kind="repeat_sighting", original_alert_id=first)
     sel = f'article.card[data-alerts~="{first}"][data-alerts~="{repeat}"]'
     page.wait_for_selector(f"{sel} .repeats", timeout=20_000)
-    assert page.inner_text(f"{sel} .repeats") == "1 repeat sighting (not alarms)"
+    assert page.inner_text(f"{sel} .repeats") == "1 repeat sighting (not an alarm)"
     assert page.evaluate("() => window.__beeps") == 1, "a repeat sighting must not sound"
     assert page.locator('article.card:has(.subject:text-is("WL-AGAIN"))').count() == 1
     page.click(f"{sel} button.confirm")

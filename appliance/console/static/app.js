@@ -118,7 +118,8 @@ function facts(card) {
     el("div", { class: "category" }, a.category || "(no category)"),
     card.sightings > 1 ? el("div", { class: "sightings" }, card.sightings + " sightings") : null,
     card.repeat_sightings ? el("div", { class: "repeats" },
-      card.repeat_sightings + " repeat sighting" + (card.repeat_sightings > 1 ? "s" : "") + " (not alarms)") : null,
+      card.repeat_sightings > 1 ? card.repeat_sightings + " repeat sightings (not alarms)"
+        : "1 repeat sighting (not an alarm)") : null,
     el("dl", {},
       el("dt", {}, "score"), el("dd", { class: "score" }, a.score.toFixed(3) + " (threshold " + a.threshold.toFixed(3) + ")"),
       el("dt", {}, "quality"), el("dd", {}, quality || "-"),
