@@ -142,3 +142,17 @@ def test_split_undoes_a_rejoin_under_a_new_id_and_the_template_ends_with_the_tra
     assert track.track_id != old and not track.alerted and not track.hits and track.rejoined_at is None
     tracker.update(15, [_box(100 + 20 * 15, 200, 60)], 1.0)
     assert set(tracker.tracks) == {track.track_id}, "re-keyed on the tracker's own thread"
+
+
+def test_repeat_memory_is_per_camera_runs_from_the_last_alert_and_zero_turns_it_off():
+    from appliance.pipeline.repeat import RepeatMemory
+
+    memory = RepeatMemory(60.0)
+    memory.remember(("dep", "cam0", "S-1"), "a-1", 100.0)
+    assert memory.original(("dep", "cam0", "S-1"), 159.9) == "a-1"
+    assert memory.original(("dep", "cam1", "S-1"), 120.0) is None, "another camera alerts on its own"
+    assert memory.original(("dep2", "cam0", "S-1"), 120.0) is None, "another deployment too"
+    assert memory.original(("dep", "cam0", "S-1"), 160.1) is None, "past the window: a new alert"
+    off = RepeatMemory(0.0)
+    off.remember(("dep", "cam0", "S-1"), "a-1", 100.0)
+    assert off.original(("dep", "cam0", "S-1"), 100.0) is None
