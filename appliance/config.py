@@ -141,7 +141,9 @@ class MatchConfig(Section):
                     "sighting, not a new alarm (0: every track alerts)")
     evidence: Literal["frames", "template"] = Field(
         "frames", description="frames: N of the last M good frames; template: also the track's quality-weighted "
-                              "template once it holds N faces")
+                              "template once it holds N faces (measured worse, and its FPIR is not on the "
+                              "accuracy card: for `appliance bench --only evidence`, not deployments; "
+                              "docs/accuracy.md)")
 
     @model_validator(mode="after")
     def _check(self) -> "MatchConfig":
