@@ -114,3 +114,26 @@ def test_a_different_listed_person_where_the_lost_one_was_heading_still_alerts(c
     assert sorted(a.subject_ref for a in result.alerts) == sorted([cast[0][0], cast[1][0]])
     assert result.repeat_sightings == []
     assert result.counters["tracks_rejoined"] > 0 and result.counters["rejoins_undone"] > 0
+
+
+def test_replay_frames_carry_the_clips_capture_times_and_a_bad_times_file_is_refused(tmp_path):
+    import cv2
+    import numpy as np
+
+    from appliance.capture.replay import ReplaySource
+    from appliance.errors import CaptureError
+
+    clip = tmp_path / "clip"
+    clip.mkdir()
+    for i in range(3):
+        cv2.imwrite(str(clip / f"{i:06d}.jpg"), np.full((8, 8, 3), 40 * i, np.uint8))
+    (clip / "capture_times.txt").write_text("0\n0.5\n180.25\n")
+    with ReplaySource(clip, 0.0, False, "cam0") as source:
+        times = [f.t_mono for f in source.frames()]
+    assert np.allclose(np.diff(times), [0.5, 179.75])
+    (clip / "capture_times.txt").write_text("0\n0.5\n")
+    with pytest.raises(CaptureError, match="3 non-decreasing times"):
+        ReplaySource(clip, 0.0, False, "cam0")
+    (clip / "capture_times.txt").write_text("0\n2\n1\n")
+    with pytest.raises(CaptureError, match="non-decreasing"):
+        ReplaySource(clip, 0.0, False, "cam0")
