@@ -2,10 +2,10 @@
 
 The durable commit runs on the finish thread, in line, before anything else sees the
 alert: the alert's audit entry (``alert``, or ``repeat_sighting`` for a repeat sighting)
-and (with MQTT) its signed outbox row are committed in one SQLite transaction, or neither (:meth:`AuditLog.append` with ``also=``). If it
-cannot be committed an AuditError stops matching (fail closed). Its time is measured and
-a commit slower than ``slow_ms`` is counted (``alerts_commit_slow``): a slow disk shows up
-in the status, never silently.
+and (with MQTT) its signed outbox row are committed in one SQLite transaction, or neither
+(:meth:`AuditLog.append` with ``also=``). If it cannot be committed an AuditError stops
+matching (fail closed). Its time is measured and a commit slower than ``slow_ms`` is counted
+(``alerts_commit_slow``): a slow disk shows up in the status, never silently.
 
 Every other sink (stdout JSON lines, a test's collector, ...) is registered by name and
 runs on the ``sinks`` thread behind a bounded queue, so a slow or stuck sink never

@@ -3,9 +3,9 @@
 An alert is committed here before its MQTT delivery is acknowledged, so nothing the unit sent
 is lost to a console restart. Alerts of one subject join the subject's open card (repeat
 sightings, no new alarm), and a unit's repeat sighting (``kind`` "repeat_sighting") joins the
-card of the alert it names, whatever that card's state; a decision on a card becomes one signed adjudication per alert on
-it, committed in the same transaction as the decision and kept until the broker acknowledges
-it. Images are sealed by the Vault and forgotten at deployment end and after retention.
+card of the alert it names, whatever that card's state; a decision on a card becomes one
+signed adjudication per alert on it, committed in the same transaction as the decision and
+kept until the broker acknowledges it. Images are sealed by the Vault and forgotten at deployment end and after retention.
 """
 from __future__ import annotations
 
