@@ -1,11 +1,11 @@
 """Where an alert goes once decided: one durable commit, then the registered alert sinks.
 
 The durable commit runs on the finish thread, in line, before anything else sees the
-alert: the alert's audit entry and (with MQTT) its signed outbox row are committed in
-one SQLite transaction, or neither (:meth:`AuditLog.append` with ``also=``). If it
-cannot be committed an AuditError stops matching (fail closed). Its time is measured and
-a commit slower than ``slow_ms`` is counted (``alerts_commit_slow``): a slow disk shows up
-in the status, never silently.
+alert: the alert's audit entry (``alert``, or ``repeat_sighting`` for a repeat sighting)
+and (with MQTT) its signed outbox row are committed in one SQLite transaction, or neither
+(:meth:`AuditLog.append` with ``also=``). If it cannot be committed an AuditError stops
+matching (fail closed). Its time is measured and a commit slower than ``slow_ms`` is counted
+(``alerts_commit_slow``): a slow disk shows up in the status, never silently.
 
 Every other sink (stdout JSON lines, a test's collector, ...) is registered by name and
 runs on the ``sinks`` thread behind a bounded queue, so a slow or stuck sink never
@@ -23,7 +23,7 @@ from collections import Counter
 from typing import Callable
 
 from .audit.log import AuditLog
-from .audit.sink import alert_payload
+from .audit.sink import alert_event, alert_payload
 from .pipeline.alert import Alert
 from .pipeline.supervisor import Supervisor
 
@@ -50,7 +50,7 @@ class DurableCommit:
         also: list = []
         if self.publisher is not None:
             _, also = self.publisher.outbox_statements(alert)
-        self.audit.append("alert", alert_payload(alert), also=also)
+        self.audit.append(alert_event(alert), alert_payload(alert), also=also)
         if self.publisher is not None:
             self.publisher.wake()
 

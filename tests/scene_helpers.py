@@ -5,6 +5,7 @@ import hashlib
 from pathlib import Path
 
 import cv2
+import numpy as np
 
 from lfr_tools.scenes import Sprite, cut_sprite
 
@@ -40,3 +41,13 @@ def two_photo_cast(engine, lfw: Path, n: int) -> list[tuple[str, "np.ndarray", S
         if len(people) == n:
             return people
     pytest.fail("lfw-dev has too few people with two usable photos")
+
+
+def cast_watchlist(engine, cast, enrolled, deployment: str = "golden"):
+    """A watchlist of the cast members ``enrolled`` (indices), enrolled from their first photo."""
+    from appliance.pipeline.match import Watchlist  # noqa: PLC0415
+
+    refs = [cast[i][0] for i in enrolled]
+    vecs = [engine.enrol_image(cast[i][1]).embedding for i in enrolled]
+    matrix = np.stack(vecs) if vecs else np.zeros((0, 192), np.float32)
+    return Watchlist(refs, matrix, engine.model_id, [{"subject_ref": r} for r in refs], deployment)

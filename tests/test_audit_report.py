@@ -130,3 +130,34 @@ def test_service_start_payload_fits_its_schema(tmp_path):
     assert payload["config_hash"] == hashlib.sha256(config.read_bytes()).hexdigest()
     validate_payload("service_start", service_start_payload(Config(), {}))
 
+
+
+def test_repeat_sightings_are_counted_apart_from_alerts_and_the_verifier_accepts_them(tmp_path, capsys):
+    """Two alerts, three repeat sightings of them: alerts 2 (rates over 2), "repeat sightings
+    (not alarms)" 3; the offline verifier takes the export with the repeat_sighting entries."""
+    key = new_key()
+    db = tmp_path / "audit.db"
+    log = AuditLog.open(db, key, "van-01")
+    log.append("deployment_start", dict(EXAMPLES["deployment_start"], deployment_id=DEP))
+    log.append("counters", dict(EXAMPLES["counters"], faces_seen=1000, deployment_id=DEP))
+    for n in range(2):
+        log.append("alert", _alert(n))
+    for n in range(3):
+        log.append("repeat_sighting", dict(EXAMPLES["repeat_sighting"], alert_id=f"sighting-{n}",
+                                           original_alert_id=_alert(n % 2)["alert_id"], deployment_id=DEP))
+    log.append("adjudication", _adjudicate(0, "confirmed"))
+    log.append("deployment_end", {"deployment_id": DEP, "reason": "ended by operator"})
+    log.close()
+    out = tmp_path / "e.jsonl"
+    export_log(db, out)
+    pem = tmp_path / "unit.pub"
+    pem.write_bytes(key.public_key().public_bytes(serialization.Encoding.PEM,
+                                                  serialization.PublicFormat.SubjectPublicKeyInfo))
+    assert main(["audit", "verify", str(out), "--unit-key", str(pem)]) == 0
+    capsys.readouterr()
+    entries, _head = entries_from_export(out, key.public_key())
+    report = build_report(entries, DEP)
+    assert (report["alerts"], report["repeat_sightings"], report["not_adjudicated"]) == (2, 3, 1)
+    assert report["verified_alert_rate"] == pytest.approx(0.5)
+    from appliance.audit.report import render
+    assert "repeat sightings (not alarms)  3" in render(report)

@@ -144,6 +144,23 @@ def test_a_state_load_that_crosses_a_live_alert_does_not_hide_it(rig, page):
     page.click(f'article.card[data-alerts~="{aid}"] button.unable')
 
 
+def test_a_units_repeat_sighting_joins_the_original_alerts_card_without_a_tone(rig, page):
+    """Alert schema revision 2: "kind": "repeat_sighting" names its original; no new card, no beep."""
+    unit = rig["unit"]
+    page.evaluate("() => { window.__beeps = 0; window.beep = () => { window.__beeps += 1; }; }")
+    first = unit.alert(subject_ref="WL-AGAIN", track_id=11)
+    card(page, first)
+    assert page.evaluate("() => window.__beeps") == 1, "the alert sounds"
+    repeat = unit.alert(subject_ref="WL-AGAIN", track_id=12, kind="repeat_sighting", original_alert_id=first)
+    sel = f'article.card[data-alerts~="{first}"][data-alerts~="{repeat}"]'
+    page.wait_for_selector(f"{sel} .repeats", timeout=20_000)
+    assert page.inner_text(f"{sel} .repeats") == "1 repeat sighting (not an alarm)"
+    assert page.evaluate("() => window.__beeps") == 1, "a repeat sighting must not sound"
+    assert page.locator('article.card:has(.subject:text-is("WL-AGAIN"))').count() == 1
+    page.click(f"{sel} button.confirm")
+    page.wait_for_selector(sel, state="detached")
+
+
 def test_reload_keeps_the_queue(rig, page):
     ids = [rig["unit"].alert(subject_ref=f"WL-RELOAD-{i}") for i in range(3)]
     for aid in ids:
@@ -232,12 +249,14 @@ def test_deployment_record_shown_with_json_and_csv_and_images_forgotten(rig, pag
               "not_after": "2026-11-28T18:00:00Z", "watchlist_size": 120, "faces_seen": 5210, "alerts": 9,
               "confirmed_true": 2, "confirmed_false": 3, "unable": 3, "not_adjudicated": 1,
               "verified_alert_rate": 0.222222, "false_alerts_per_1000_faces": 0.575816, "threshold": 0.65,
-              "model_id": "mobilefacenet@d8ba40c0127f"}
+              "model_id": "mobilefacenet@d8ba40c0127f", "repeat_sightings": 4}
     unit.publisher.publish_record(record)
     page.click('#tabs button[data-tab="records"]')
     shown = page.wait_for_selector('.record[data-deployment="dep-2026-11-28-a"]', timeout=10_000)
     assert shown.query_selector('[data-field="verified_alert_rate"]').inner_text() == "22.2%"
     assert shown.query_selector('[data-field="faces_seen"]').inner_text() == "5210"
+    assert shown.query_selector('[data-field="repeat_sightings"]').inner_text() == "4"
+    assert "Repeat sightings (not alarms)" in shown.inner_text()
     screenshot(page, "console-record.png")
     base = f"/api/records/{UNIT}/dep-2026-11-28-a"
     as_json = fetch(page, base + ".json")

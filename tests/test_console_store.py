@@ -97,3 +97,18 @@ def test_images_forgotten_at_deployment_end_and_after_retention(tmp_path):
     assert store.images(running["alert_id"]) is not None
     assert store.forget_older(3600, now=1000.0 + 3601) == 1
     assert store.images(running["alert_id"]) is None
+
+
+def test_a_units_repeat_sighting_joins_its_original_alerts_card_even_once_decided(tmp_path):
+    """kind "repeat_sighting": the card of original_alert_id, no new card (no alarm), counted."""
+    store = ConsoleStore(tmp_path)
+    first = alert(track_id=1)
+    assert store.add_alert(UNIT, first)[0] == "alert"
+    store.decide(first["alert_id"], "PC-1", "confirm", "", False, sign)
+    repeat = alert(track_id=4, kind="repeat_sighting", original_alert_id=first["alert_id"])
+    kind, card = store.add_alert(UNIT, repeat)
+    assert kind == "sighting" and card["card_id"] == first["alert_id"] and card["state"] == "decided"
+    assert card["repeat_sightings"] == 1 and card["sightings"] == 2
+    assert store.cards(decided=False) == []
+    unknown = alert(track_id=5, kind="repeat_sighting", original_alert_id="00000000-0000-4000-8000-000000000777")
+    assert store.add_alert(UNIT, unknown)[0] == "alert", "a sighting of an alert the console never had is shown"

@@ -1,6 +1,7 @@
 """`appliance demo --console --hold` (what `make demo` runs) gives exactly the expected alerts,
 delivered and audited; an officer signs in to the demo console in a real headless Chromium, sees
-Obama's card (two sightings, both images), confirms it, and the deployment record counts it."""
+Obama's card (an alert and a repeat sighting on it, both images), confirms it, and the deployment
+record counts one alert and one repeat sighting (not an alarm)."""
 from __future__ import annotations
 
 import ast
@@ -23,7 +24,7 @@ def _read(proc: subprocess.Popen, lines: list[str], console_seen: threading.Even
 
 
 def _officer_confirms(certs, url: str, officer: str, pin: str) -> None:
-    """Sign in with the printed demo sign-in, wait for Obama's card with both sightings, confirm it."""
+    """Sign in with the printed demo sign-in, wait for Obama's card with its repeat sighting, confirm it."""
     from playwright.sync_api import sync_playwright  # noqa: PLC0415
 
     with sync_playwright() as playwright:
@@ -35,7 +36,8 @@ def _officer_confirms(certs, url: str, officer: str, pin: str) -> None:
             page.fill("#pin", pin)
             page.click("#signin-button")
             card = 'article.card[data-alerts*="-"]:has(.subject:text-is("DEMO-OBAMA"))'
-            page.wait_for_selector(f"{card} .sightings", timeout=120_000)  # the second sighting joined
+            page.wait_for_selector(f"{card} .repeats", timeout=120_000)  # the repeat sighting joined the card
+            assert page.locator("article.card").count() == 1, "a repeat sighting must not open a new card"
             page.wait_for_function("() => [...document.querySelectorAll('article.card img')]"
                                    ".every(img => img.complete && img.naturalWidth > 0)")
             screenshot(page, "console-demo.png")
@@ -66,7 +68,7 @@ def test_demo_end_to_end_with_the_console(tmp_path):
     reader.join(10)
     out = "".join(lines)
     assert proc.returncode == 0, out[-3000:] + proc.stderr.read()[-3000:]
-    assert "expected {'DEMO-OBAMA': 2}: OK" in out
+    assert "expected {'DEMO-OBAMA': 1} and {'DEMO-OBAMA': 1}: OK" in out
     assert "pinned unit key: verified OK" in out
     # `appliance selftest` on the demo unit (its data dir, broker and deployment): WARN only for what
     # this machine lacks: a Hailo card, and (in a container) a synchronised clock
@@ -76,8 +78,9 @@ def test_demo_end_to_end_with_the_console(tmp_path):
     assert warned == "none" or set(ast.literal_eval(warned)) <= {"npu", "clock"}, selftest
     if "mosquitto is not installed" in out:
         return
-    assert "received 2 of 2 alerts over TLS, signatures valid" in out, out
-    assert "console showed 2 alerts on 1 card(s); deployment record received (alerts 2, confirmed 2, rejected 0)" \
-        in out, out
+    assert "received 2 of 2 alert-topic messages (alerts and repeat sightings) over TLS, signatures valid" in out, out
+    assert ("console showed 2 sightings (1 repeat) on 1 card(s); deployment record received "
+            "(alerts 1, repeat sightings 1, confirmed 1, rejected 0)") in out, out
     alert_lines = [line for line in out.splitlines() if line.startswith("{")]
     assert len(alert_lines) == 2 and all('"DEMO-OBAMA"' in line for line in alert_lines)
+    assert sorted(line.count('"kind": "repeat_sighting"') for line in alert_lines) == [0, 1]

@@ -53,6 +53,10 @@ def logged(tmp_path_factory):
     for i in range(5):
         append("alert", _alert(i))
     append("counters", _counters(500))
+    for i, original in enumerate((0, 3)):  # seen again within the repeat window: not alarms
+        append("repeat_sighting", dict(_alert(50 + i), original_alert_id=_alert(original)["alert_id"],
+                                       subject_ref=f"S-{original}"))
+    append("adjudication", _adjudication(50, "rejected"))  # a decision on a sighting counts for no alert
     for i, decision in [(0, "confirmed"), (1, "rejected"), (2, "unable"), (3, "confirmed"), (1, "confirmed")]:
         append("adjudication", _adjudication(i, decision))  # alert 1: the later decision stands
     append("deployment_end", {"deployment_id": DEP, "reason": "ended by operator"})
@@ -78,7 +82,7 @@ def test_record_fields_from_one_deployment(entries, logged):
     assert record["not_before"] == "2026-11-28T08:00:00.000000Z" and record["not_after"].startswith("2026-11-28T18")
     assert record["ended"] and record["ended"] >= record["started"]
     assert (record["watchlist_size"], record["model_id"], record["threshold"]) == (120, MODEL, 0.65)
-    assert (record["faces_seen"], record["alerts"]) == (2000, 5)
+    assert (record["faces_seen"], record["alerts"], record["repeat_sightings"]) == (2000, 5, 2)
     assert (record["confirmed_true"], record["confirmed_false"], record["unable"], record["not_adjudicated"]) == \
         (3, 1, 1, 0)
     assert record["verified_alert_rate"] == 0.6 and record["false_alerts_per_1000_faces"] == 0.5
@@ -103,7 +107,8 @@ def test_signed_record_matches_its_schema(entries):
     key = Ed25519PrivateKey.generate()
     payload = Signer(UNIT, key).sign("record", deployment_record(entries, DEP))
     assert schema_errors("record", payload) == []
-    assert verify("record", payload, key.public_key())["alerts"] == 5
+    back = verify("record", payload, key.public_key())
+    assert (back["alerts"], back["repeat_sightings"]) == (5, 2)
 
 
 def test_record_published_during_a_broker_outage_reaches_a_late_tablet_retained(entries, tmp_path, van_certs):

@@ -112,3 +112,20 @@ def test_schema_files_in_docs_match_the_code():
         path = REPO / "docs" / "schemas" / f"{kind}.json"
         assert path.exists(), f"{path} missing: run `appliance mqtt schemas --out docs/schemas`"
         assert json.loads(path.read_text()) == schema, f"{path} is stale: regenerate it"
+
+
+def test_repeat_sighting_is_an_alert_payload_naming_its_original_alarms_keep_revision_1(key):
+    """Alert schema revision 2: a repeat sighting carries kind and original_alert_id (both or
+    neither); an alarm carries neither, so its bytes are what a revision-1 consumer expects."""
+    original = signed_alert(key)
+    assert "kind" not in original and "original_alert_id" not in original
+    alert_mod = pytest.importorskip("appliance.pipeline.alert")
+    repeat = alert_mod.Alert(unit=UNIT, frame_seq=9, capture_t_mono=2.0, kind="repeat_sighting",
+                             original_alert_id=original["alert_id"], **mh.make_alert())
+    payload = verify("alert", Signer(UNIT, key).sign("alert", alert_body(repeat, UNIT)), key.public_key())
+    assert (payload["kind"], payload["original_alert_id"]) == ("repeat_sighting", original["alert_id"])
+    lacking = {k: v for k, v in payload.items() if k != "original_alert_id"}
+    assert any("original_alert_id" in e for e in schema_errors("alert", lacking))
+    stray = dict(original, original_alert_id=original["alert_id"])
+    assert schema_errors("alert", stray) != [], "an alarm must not name an original"
+    assert "revision 2" in SCHEMAS["alert"]["$comment"]

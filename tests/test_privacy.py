@@ -87,3 +87,32 @@ def test_the_needle_search_would_catch_a_leak(engine, lfw, tmp_path):
     hay = (tmp_path / "leak.log").read_bytes()
     if not any(n in hay for n in needles):
         pytest.fail("the leak detector missed an embedding printed as text")
+
+
+def test_track_templates_live_in_memory_only_while_their_track_lives(engine, lfw, tmp_path):
+    """[match] evidence = "template" keeps a quality-weighted mean of a track's embeddings (also of
+    faces that do not match) on the track, in memory only: wiped in place and dropped when the
+    track ends, and never kept on a lost track waiting to be re-joined."""
+    from appliance.capture.replay import ReplaySource
+    from appliance.config import parse_config
+    from appliance.pipeline.frame import FrameProcessor
+    from scene_helpers import cast_watchlist, two_photo_cast
+
+    cast = two_photo_cast(engine, lfw, 4)
+    clip = tmp_path / "clip"
+    actors = [Actor(cast[i][2], 0, 11, (200.0 + 300 * i, 300.0), (300.0 + 300 * i, 320.0), 90) for i in (1, 2, 3)]
+    write_clip(clip, background((1280, 720), seed=5), actors, 24)  # frames 12-23: nobody
+    cfg = parse_config({"match": {"evidence": "template"}, "track": {"max_missed_frames": 5, "rejoin_s": 60.0}},
+                       tmp_path / "t.toml")
+    watchlist = cast_watchlist(engine, cast, (0,))  # someone else: every face here is a non-match
+    processor = FrameProcessor(cfg, engine, lambda: watchlist)
+    held = []
+    with ReplaySource(clip, 0.0, False, "cam0") as source:
+        for frame in source.frames():
+            assert processor.finish(processor.analyse(frame)) == []
+            if frame.seq == 11:
+                held = [t.template.total for t in processor.tracker.tracks.values() if t.template is not None]
+                assert len(held) == 3 and all(h.any() for h in held), "the templates were built"
+    ended = [*processor.tracker.tracks.values(), *processor.tracker.lost.values()]
+    assert len(processor.tracker.lost) == 3, "the tracks ended and wait, without faces, to be re-joined"
+    assert all(t.template is None for t in ended) and not any(h.any() for h in held), "wiped in place"

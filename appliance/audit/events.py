@@ -264,6 +264,11 @@ SCHEMAS: dict[str, EventSchema] = {
                 alert_id="id", time="time", subject_ref="id", score="number",
                 threshold="number", model_id="id", deployment_id=_opt("id"),
                 camera_id=_opt("id"), track_id=_opt("count")),
+    "repeat_sighting": _s(1, "a subject alerted on this camera within [match] repeat_window_s was seen again: "
+                             "no new alarm; its crop is handled as an alert's (outbox, retention)",
+                          alert_id="id", original_alert_id="id", time="time", subject_ref="id",
+                          score="number", threshold="number", model_id="id", deployment_id=_opt("id"),
+                          camera_id=_opt("id"), track_id=_opt("count")),
     "alert_images_deleted": _s(1, "an alert's face crop and reference thumbnail were deleted from the unit "
                                   "(their SHA-256 stay here): delivered, retention window over, deployment ended, shutdown",
                                alert_id="id", reason=RETENTION_REASONS, delivered="flag",

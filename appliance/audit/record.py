@@ -62,6 +62,7 @@ def deployment_record(entries: Iterable[dict], deployment_id: str, threshold: fl
     record = {"deployment_id": deployment_id, **window,
               "watchlist_size": load["payload"]["entry_count"] if load else None,
               "faces_seen": report["faces_seen"], "alerts": report["alerts"],
+              "repeat_sightings": report["repeat_sightings"],
               "confirmed_true": report["confirmed"], "confirmed_false": report["rejected"],
               "unable": report["unable"], "not_adjudicated": report["not_adjudicated"],
               "verified_alert_rate": report["verified_alert_rate"],

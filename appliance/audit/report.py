@@ -74,7 +74,7 @@ def build_report(entries: Iterable[dict], deployment: str | None = None) -> dict
     entries = list(entries)
     chosen = list(deployment_entries(entries, deployment)) if deployment else entries
     counts, rejects = Counter(), Counter()
-    alerts, decisions, deployments = {}, {}, []
+    alerts, repeats, decisions, deployments = {}, set(), {}, []
     for entry in chosen:
         kind, payload = entry["type"], entry["payload"]
         if kind == "counters":
@@ -83,6 +83,8 @@ def build_report(entries: Iterable[dict], deployment: str | None = None) -> dict
             rejects.update(payload["quality_rejects"])
         elif kind == "alert":
             alerts[payload["alert_id"]] = payload
+        elif kind == "repeat_sighting":  # the subject alerted lately on that camera: no new alarm
+            repeats.add(payload["alert_id"])
         elif kind == "adjudication":
             decisions[payload["alert_id"]] = payload["decision"]  # the latest decision stands
         elif kind == "deployment_start":
@@ -94,7 +96,8 @@ def build_report(entries: Iterable[dict], deployment: str | None = None) -> dict
         "deployment": deployment, "deployments": deployments, "entries": len(chosen),
         "faces_seen": faces, "quality_rejects": dict(rejects),
         "non_matches_discarded": counts["non_matches_discarded"], "frames_dropped": counts["frames_dropped"],
-        "alerts": len(alerts), "adjudicated": adjudicated, "not_adjudicated": len(alerts) - adjudicated,
+        "alerts": len(alerts), "repeat_sightings": len(repeats),
+        "adjudicated": adjudicated, "not_adjudicated": len(alerts) - adjudicated,
         "confirmed": final["confirmed"], "rejected": final["rejected"], "unable": final["unable"],
         "verified_alert_rate": _rate(final["confirmed"], len(alerts)),
         "confirmed_of_decided": _rate(final["confirmed"], final["confirmed"] + final["rejected"]),
@@ -117,6 +120,7 @@ def render(report: dict) -> str:
         f"  quality rejects            {sum(report['quality_rejects'].values())} {report['quality_rejects']}",
         f"  non-matches discarded      {report['non_matches_discarded']}",
         f"  alerts                     {report['alerts']}",
+        f"  repeat sightings (not alarms)  {report.get('repeat_sightings', 0)}",
         f"  adjudicated                {report['adjudicated']} (not yet: {report['not_adjudicated']})",
         f"  confirmed / rejected / unable  {report['confirmed']} / {report['rejected']} / {report['unable']}",
         f"  officer-verified alert rate    {_pct(report['verified_alert_rate'])} of all alerts "

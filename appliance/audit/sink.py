@@ -46,13 +46,21 @@ def service_start_payload(cfg: Config, model_hashes: dict[str, str], backend: st
     return payload
 
 
+def alert_event(alert) -> str:
+    """The audit event type of a pipeline Alert: ``alert`` or ``repeat_sighting``."""
+    return "repeat_sighting" if getattr(alert, "kind", "alert") == "repeat_sighting" else "alert"
+
+
 def alert_payload(alert) -> dict:
-    """The audit payload of a pipeline Alert: references and numbers, no image, no embedding."""
+    """The audit payload of a pipeline Alert (or repeat sighting, which also names its original
+    alert): references and numbers, no image, no embedding."""
     payload = {"alert_id": alert.alert_id, "time": alert.time, "subject_ref": alert.subject_ref,
                "score": round(float(alert.score), 6), "threshold": float(alert.threshold),
                "model_id": alert.model_id, "camera_id": alert.camera, "track_id": int(alert.track_id)}
     if alert.deployment_id:
         payload["deployment_id"] = alert.deployment_id
+    if alert_event(alert) == "repeat_sighting":
+        payload["original_alert_id"] = alert.original_alert_id
     return payload
 
 

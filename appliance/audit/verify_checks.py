@@ -345,7 +345,8 @@ def check_previous(prev: dict | None, previous: heads.TreeHead | None, header: d
         verdict.fail(f"entries seq {prev['tree_size']}..{header['first_seq'] - 1}",
                      "missing: the export does not continue from your previous head")
     carried = header["previous_head"]
-    if not carried or carried["body"].encode("utf-8") != previous.body:
+    body = carried.get("body") if isinstance(carried, dict) else None  # a hostile header may carry anything
+    if not isinstance(body, str) or body.encode("utf-8") != previous.body:
         verdict.fail(name, "the export carries no consistency proof from it: export again with "
                      "--previous-head set to this head")
         return

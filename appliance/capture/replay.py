@@ -2,6 +2,11 @@
 
 A real backend: the demo, the golden tests and the benchmarks run the real
 pipeline on replayed frames.
+
+An image folder may carry ``capture_times.txt``: one capture time per frame, in seconds
+from the clip's start (non-decreasing). Frames then carry those times (``Frame.t_mono`` =
+replay start + time), so a clip with gaps replays as the camera saw it (a paced replay
+waits the gaps out); without it frame ``n`` is captured at ``n / fps``, or when read.
 """
 from __future__ import annotations
 
@@ -31,6 +36,7 @@ class Settings(CaptureSettings):
     fps: float = Field(0.0, ge=0.0, le=120.0, description="0 replays as fast as possible")
     loop: bool = False
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
+CAPTURE_TIMES = "capture_times.txt"
 
 
 def probe() -> str | None:
@@ -44,6 +50,22 @@ def _image_paths(folder: Path) -> list[Path]:
         raise CaptureError(f"replay folder {folder} holds no images",
                            fix="point [capture] source at a folder of .jpg/.png frames or a video file")
     return paths
+
+
+def capture_times(folder: Path) -> list[float] | None:
+    """The folder's capture times (seconds from the start, one per frame), or None without the file."""
+    path = folder / CAPTURE_TIMES
+    if not folder.is_dir() or not path.is_file():
+        return None
+    frames = len(_image_paths(folder))
+    try:
+        times = [float(line) for line in path.read_text().split()]
+    except ValueError:
+        times = []
+    if len(times) != frames or any(b < a for a, b in zip(times, times[1:])) or (times and times[0] < 0):
+        raise CaptureError(f"{path} must hold {frames} non-decreasing times in seconds, one per frame",
+                           fix="write one capture time per image, in seconds from the clip's start")
+    return times
 
 
 def _read_image(path: Path) -> np.ndarray:
@@ -66,6 +88,7 @@ class ReplaySource:
         self.live = fps > 0  # paced like a camera: the runner may drop frames under overload
         self._stop = threading.Event()
         self._video: cv2.VideoCapture | None = None
+        self._times = capture_times(source)
 
     def __enter__(self) -> "ReplaySource":
         if self.source.is_file():
@@ -103,11 +126,13 @@ class ReplaySource:
             for image in self._images():
                 if self._stop.is_set():
                     return
-                if self.fps > 0:
-                    delay = start + seq / self.fps - time.monotonic()
+                captured = self._captured(start, seq)
+                due = captured if captured is not None else (start + seq / self.fps if self.fps > 0 else None)
+                if self.live and due is not None:
+                    delay = due - time.monotonic()
                     if delay > 0 and self._stop.wait(delay):
                         return
-                yield Frame(seq, time.monotonic(), image, self.camera_id)
+                yield Frame(seq, time.monotonic() if captured is None else captured, image, self.camera_id)
                 seq += 1
                 produced += 1
             if produced == 0:
@@ -115,6 +140,15 @@ class ReplaySource:
                                    fix="check that the video is not empty or corrupt")
             if not self.loop:
                 return
+
+    def _captured(self, start: float, seq: int) -> float | None:
+        """Frame ``seq``'s capture time from capture_times.txt (a loop continues after the last
+        time plus one frame interval), or None without the file."""
+        if not self._times:
+            return None
+        n = len(self._times)
+        step = (self._times[-1] - self._times[0]) / (n - 1) if n > 1 else 1.0
+        return start + (seq // n) * (self._times[-1] + step) + self._times[seq % n]
 
 
 def open_source(cfg: Settings) -> ReplaySource:

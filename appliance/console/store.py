@@ -2,9 +2,10 @@
 
 An alert is committed here before its MQTT delivery is acknowledged, so nothing the unit sent
 is lost to a console restart. Alerts of one subject join the subject's open card (repeat
-sightings, no new alarm); a decision on a card becomes one signed adjudication per alert on
-it, committed in the same transaction as the decision and kept until the broker acknowledges
-it. Images are sealed by the Vault and forgotten at deployment end and after retention.
+sightings, no new alarm), and a unit's repeat sighting (``kind`` "repeat_sighting") joins the
+card of the alert it names, whatever that card's state; a decision on a card becomes one
+signed adjudication per alert on it, committed in the same transaction as the decision and
+kept until the broker acknowledges it. Images are sealed by the Vault and forgotten at deployment end and after retention.
 """
 from __future__ import annotations
 
@@ -84,9 +85,9 @@ class ConsoleStore:
         with self._lock:
             if self._rows("SELECT 1 FROM alerts WHERE alert_id = ?", (alert["alert_id"],)):
                 return None
-            open_card = self._rows("SELECT card_id FROM cards WHERE unit = ? AND deployment_id = ? AND "
-                                   "subject_ref = ? AND state != 'decided'",
-                                   (unit, alert["deployment_id"], alert["subject_ref"]))
+            open_card = self._original_card(unit, alert) or self._rows(
+                "SELECT card_id FROM cards WHERE unit = ? AND deployment_id = ? AND subject_ref = ? AND "
+                "state != 'decided'", (unit, alert["deployment_id"], alert["subject_ref"]))
             card_id = open_card[0][0] if open_card else alert["alert_id"]
             images = (alert["face_jpeg"] + "\n" + alert["reference_jpeg"]).encode("ascii")
             sealed = self.vault.seal(unit, alert["deployment_id"], alert["alert_id"], images)
@@ -94,11 +95,18 @@ class ConsoleStore:
                 if open_card else ("INSERT INTO cards (card_id, unit, deployment_id, subject_ref, opened, last_seen, "
                                    "state) VALUES (?, ?, ?, ?, ?, ?, 'open')",
                                    (card_id, unit, alert["deployment_id"], alert["subject_ref"], now, now))
-            summary = json.dumps({k: alert[k] for k in SHOWN})
+            summary = json.dumps({**{k: alert[k] for k in SHOWN}, "kind": alert.get("kind", "alert")})
             self._tx([card_sql, ("INSERT INTO alerts (alert_id, card_id, unit, deployment_id, received, summary, "
                                  "images) VALUES (?, ?, ?, ?, ?, ?, ?)",
                                  (alert["alert_id"], card_id, unit, alert["deployment_id"], now, summary, sealed))])
         return ("sighting" if open_card else "alert"), self.card(card_id)
+
+    def _original_card(self, unit: str, alert: dict) -> list[tuple]:
+        """The card of the alert a repeat sighting names ([] for an alarm or an unknown original)."""
+        if alert.get("kind") != "repeat_sighting":
+            return []
+        return self._rows("SELECT card_id FROM alerts WHERE alert_id = ? AND unit = ?",
+                          (alert["original_alert_id"], unit))
 
     # --- reading ---
 
@@ -117,6 +125,7 @@ class ConsoleStore:
                             "ORDER BY received", (card_id,))
         card["alert_ids"] = [a[0] for a in alerts]
         card["latest"] = json.loads(alerts[-1][1])
+        card["repeat_sightings"] = sum(json.loads(a[1]).get("kind") == "repeat_sighting" for a in alerts)
         with_images = [a[0] for a in alerts if a[2]]
         card["image_alert"] = with_images[-1] if with_images else None
         return card

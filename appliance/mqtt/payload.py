@@ -111,7 +111,8 @@ def alert_body(alert: Any, unit: str) -> dict:
     Required: camera, deployment_id, subject_ref, category, score, threshold, model_id,
     track_id, quality, face_jpeg, reference_jpeg (JPEG bytes or base64 text; the reference
     may be empty when the watchlist entry has no thumbnail). Optional: alert_id (set it
-    before writing the audit entry), time, unit (must be this unit). Other fields, such
+    before writing the audit entry), time, unit (must be this unit), kind and
+    original_alert_id (a repeat sighting: kind "repeat_sighting" and the original's id). Other fields, such
     as frame_seq, stay on the unit.
     """
     alert = alert_fields(alert)
@@ -128,6 +129,8 @@ def alert_body(alert: Any, unit: str) -> dict:
     body["time"] = _utc_z(alert["time"]) if alert.get("time") else utc_text(digits=3)
     body["face_jpeg"] = _jpeg_b64(alert["face_jpeg"], "face_jpeg")
     body["reference_jpeg"] = _jpeg_b64(alert["reference_jpeg"], "reference_jpeg")
+    if alert.get("kind", "alert") != "alert":  # alarms keep their revision-1 form
+        body["kind"], body["original_alert_id"] = alert["kind"], alert.get("original_alert_id", "")
     return body
 
 

@@ -66,7 +66,20 @@ ALERT = _envelope("alert", "Alert: a watchlist match decided on one track", {
                 "propertyNames": {"pattern": r"^[a-z_]{1,32}$"},
                 "additionalProperties": {"type": "number"},
                 "description": "quality measures of the matched face (size_px, sharpness, ...)"},
+}, optional={
+    "kind": {"enum": ["alert", "repeat_sighting"],
+             "description": "revision 2. Absent or 'alert': a new alarm. 'repeat_sighting': the subject was "
+                            "alerted on this camera within [match] repeat_window_s; attach it to the original "
+                            "alert's card, no new alarm"},
+    "original_alert_id": {"type": "string", "pattern": UUID,
+                          "description": "revision 2; repeat sightings only: the alert this sighting repeats"},
 })
+ALERT["$comment"] = (
+    "revision 2 (adds 'kind' and 'original_alert_id' for repeat sightings); alarms are unchanged from revision 1, "
+    "and a revision-1 consumer refuses repeat sightings rather than show them as alarms")
+ALERT["if"] = {"required": ["kind"], "properties": {"kind": {"const": "repeat_sighting"}}}
+ALERT["then"] = {"required": ["original_alert_id"]}
+ALERT["else"] = {"not": {"required": ["original_alert_id"]}}
 
 STATUS = _envelope("status", "Status: retained; the broker publishes the last will (offline)", {
     "state": {"enum": ["online", "offline", "degraded"]},
@@ -121,6 +134,9 @@ RECORD = _envelope("record", "Deployment record: the figures a force publishes p
     "false_alerts_per_1000_faces": _RATE,
     "threshold": {"type": ["number", "null"], "minimum": -1, "maximum": 1},
     "model_id": {"type": ["string", "null"], "maxLength": 128},
+}, optional={
+    "repeat_sightings": {**_COUNT, "description": "revision 2: repeat sightings (not alarms): a subject seen "
+                                                  "again on a camera within [match] repeat_window_s of its alert"},
 })
 
 SCHEMAS: dict[str, dict] = {"alert": ALERT, "status": STATUS, "heartbeat": HEARTBEAT,

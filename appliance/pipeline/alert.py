@@ -1,4 +1,8 @@
-"""The alert: what leaves the pipeline when a track matches a watchlist subject."""
+"""The alert: what leaves the pipeline when a track matches a watchlist subject.
+
+``kind`` is "alert" (an alarm) or "repeat_sighting": the subject was alerted on this
+camera within ``[match] repeat_window_s``; ``original_alert_id`` names that alert.
+"""
 from __future__ import annotations
 
 import uuid
@@ -9,7 +13,7 @@ from ..clock import utc_text
 
 @dataclass
 class Alert:
-    """One alert per track and subject. Carries the matched face crop only."""
+    """One alert (or repeat sighting) per track and subject. Carries the matched face crop only."""
 
     unit: str
     camera: str
@@ -25,6 +29,8 @@ class Alert:
     capture_t_mono: float
     face_jpeg: bytes = field(repr=False)
     reference_jpeg: bytes = field(default=b"", repr=False)
+    kind: str = "alert"
+    original_alert_id: str = ""
     alert_id: str = field(default_factory=lambda: str(uuid.uuid4()))
     time: str = field(default_factory=lambda: utc_text(digits=3))
 

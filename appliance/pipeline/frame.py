@@ -4,7 +4,11 @@ A frame is processed in two stages on two threads (see runner.py): ``analyse``
 (detect, gate, align, track; choose the faces to embed) and ``finish`` (embed,
 match, decide). Everything about a face crosses between them only inside the
 frame's :class:`Analysed` object and is gone when ``finish`` returns; only
-counters, track boxes and "no subject" marks survive the frame.
+counters, track boxes and "no subject" marks survive the frame (and, with
+``[match] evidence = "template"``, the track's template, in memory until the track ends).
+
+A subject alerted on the same camera within ``[match] repeat_window_s`` of capture
+time gives a repeat sighting (``Alert.kind``) instead of a new alarm (repeat.py).
 """
 from __future__ import annotations
 
@@ -21,9 +25,11 @@ from ..errors import WatchlistError
 from ..thresholds import choose
 from ..vision.engine import Face, FaceEngine, thumbnail
 from .alert import Alert
-from .decide import decide, record
+from .decide import decide, decide_template, record, subjects_before
 from .match import Watchlist
-from .track import Track, Tracker
+from .repeat import RepeatMemory
+from .template import TrackTemplate
+from .track import Hit, Track, Tracker
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +51,9 @@ class FrameProcessor:
         self.cfg = cfg
         self.engine = engine
         self.watchlist = watchlist
-        self.tracker = Tracker(cfg.track.iou_min, cfg.track.max_missed_frames, cfg.match.window)
+        self.tracker = Tracker(cfg.track.iou_min, cfg.track.max_missed_frames, cfg.match.window,
+                               cfg.track.rejoin_s)
+        self.repeats = RepeatMemory(cfg.match.repeat_window_s)
         self.counters: Counter[str] = Counter()
 
     def analyse(self, frame: Frame) -> "Analysed":
@@ -57,7 +65,7 @@ class FrameProcessor:
         log.debug("frame %d: %d face(s), %d passed the quality gate", frame.seq, len(faces),
                   sum(f.reject is None for f in faces))
         with self.engine.times.stage("track"):
-            tracks = self.tracker.update(frame.seq, [f.det.box for f in faces])
+            tracks = self.tracker.update(frame.seq, [f.det.box for f in faces], frame.t_mono)
         self.counters["frames"] += 1
         self.counters["faces_seen"] += len(faces)
         for face in faces:
@@ -70,15 +78,18 @@ class FrameProcessor:
         return Analysed(frame, chosen)
 
     def _choose(self, faces: list[Face], tracks: list[Track]) -> list[tuple[Face, Track]]:
-        """Faces to embed this frame: good faces of tracks that have not alerted, least
-        recently embedded first, at most ``embed_budget`` of them (0: all)."""
-        due = [(f, t) for f, t in zip(faces, tracks) if f.reject is None and not t.alerted]
+        """Faces to embed this frame: good faces of tracks that have not alerted (or were
+        re-joined and not yet confirmed by a match), least recently embedded first, at most
+        ``embed_budget`` of them (0: all)."""
+        due = [(f, t) for f, t in zip(faces, tracks)
+               if f.reject is None and (not t.alerted or t.rejoined_at is not None)]
         due.sort(key=lambda ft: (ft[1].last_embedded, -ft[0].det.height))
         budget = self.cfg.match.embed_budget
         return due[:budget] if budget else due
 
     def finish(self, analysed: "Analysed") -> list[Alert]:
         """Stage two: embed the chosen faces, match them, decide; return completed alerts."""
+        self.counters["tracks_rejoined"] = self.tracker.rejoins
         watchlist = self.watchlist()
         if watchlist is None or len(watchlist) == 0:
             self.counters["faces_unmatched_no_watchlist"] += len(analysed.chosen)
@@ -103,8 +114,9 @@ class FrameProcessor:
     def _match(self, analysed: "Analysed", watchlist: Watchlist) -> list[Alert]:
         alerts = []
         best, scores = watchlist.top1(np.stack([f.embedding for f, _ in analysed.chosen]), self.cfg.match.threads)
-        for (face, track), idx, score in zip(analysed.chosen, best, scores):
-            alert = self._update_track(analysed.frame, face, track, watchlist, int(idx), float(score))
+        templates = self._template_scores(analysed.chosen, watchlist)
+        for (face, track), idx, score, template in zip(analysed.chosen, best, scores, templates):
+            alert = self._update_track(analysed.frame, face, track, watchlist, int(idx), float(score), template)
             if alert:
                 alerts.append(alert)
         return alerts
@@ -116,24 +128,61 @@ class FrameProcessor:
             watchlist.threshold = choose(watchlist.model_id, len(watchlist), self.cfg.match.threshold).threshold
         return watchlist.threshold
 
-    def _update_track(self, frame: Frame, face: Face, track, watchlist: Watchlist,
-                      idx: int, score: float) -> Alert | None:
+    def _template_scores(self, chosen: list[tuple[Face, Track]],
+                         watchlist: Watchlist) -> list[tuple[int, float] | None]:
+        """Fold each face into its track's template and score the templates (evidence = "template")."""
+        if self.cfg.match.evidence != "template":
+            return [None] * len(chosen)
+        for face, track in chosen:
+            if track.template is None:
+                track.template = TrackTemplate(face.embedding.shape[0])
+            track.template.add(face.embedding, face.quality)
+        best, scores = watchlist.top1(np.stack([t.template.vector() for _, t in chosen]), self.cfg.match.threads)
+        return [(int(b), float(sc)) for b, sc in zip(best, scores)]
+
+    def _update_track(self, frame: Frame, face: Face, track: Track, watchlist: Watchlist,
+                      idx: int, score: float, template: tuple[int, float] | None = None) -> Alert | None:
         threshold = self._threshold(watchlist)
+        self._confirm_rejoin(track, idx, score, threshold)
         record(track, frame.seq, idx, score, threshold)
-        if score < threshold:
-            self.counters["non_matches_discarded"] += 1
-            return None
-        self.counters["matches"] += 1
+        self.counters["matches" if score >= threshold else "non_matches_discarded"] += 1
         hit = decide(track, self.cfg.match.hits_needed)
-        refs, entries = watchlist.subject_refs, watchlist.entries
-        if hit is None or hit.subject >= len(refs):  # none due, or the list was purged mid-frame
+        if hit is None and template is not None:
+            hit = decide_template(track, frame.seq, *template, threshold, self.cfg.match.hits_needed)
+            self.counters["template_decisions"] += hit is not None
+        if hit is None or hit.subject >= len(watchlist.subject_refs):  # none due, or the list was purged mid-frame
             return None
-        entry = entries[hit.subject] if hit.subject < len(entries) else {}
-        self.counters["alerts"] += 1
-        return Alert(unit=self.cfg.unit.id, camera=frame.camera_id,
-                     deployment_id=watchlist.deployment_id, subject_ref=refs[hit.subject],
-                     category=str(entry.get("category", "")), score=hit.score, threshold=threshold,
-                     model_id=watchlist.model_id, track_id=track.track_id, frame_seq=frame.seq,
-                     quality=face.quality, capture_t_mono=frame.t_mono,
-                     face_jpeg=thumbnail(frame.image, face.det, 112),
-                     reference_jpeg=bytes(entry.get("thumbnail", b"")))
+        return self._alert(frame, face, track, watchlist, hit, threshold)
+
+    def _confirm_rejoin(self, track: Track, idx: int, score: float, threshold: float) -> None:
+        """A re-joined track's first match confirms the join, or undoes it when it names a
+        subject the track's earlier history does not hold."""
+        if track.rejoined_at is None or score < threshold:
+            return
+        before = subjects_before(track, track.rejoined_at)
+        if before and idx not in before:
+            self.tracker.split(track)
+            self.counters["rejoins_undone"] += 1
+        track.rejoined_at = None
+
+    def _alert(self, frame: Frame, face: Face, track: Track, watchlist: Watchlist, hit: Hit,
+               threshold: float) -> Alert:
+        """The alert of a decided hit: a repeat sighting when the subject alerted on this camera
+        within the repeat window (capture time), else a new alarm."""
+        entry = watchlist.entries[hit.subject] if hit.subject < len(watchlist.entries) else {}
+        alert = Alert(unit=self.cfg.unit.id, camera=frame.camera_id,
+                      deployment_id=watchlist.deployment_id, subject_ref=watchlist.subject_refs[hit.subject],
+                      category=str(entry.get("category", "")), score=hit.score, threshold=threshold,
+                      model_id=watchlist.model_id, track_id=track.track_id, frame_seq=frame.seq,
+                      quality=face.quality, capture_t_mono=frame.t_mono,
+                      face_jpeg=thumbnail(frame.image, face.det, 112),
+                      reference_jpeg=bytes(entry.get("thumbnail", b"")))
+        key = (alert.deployment_id, alert.camera, alert.subject_ref)
+        original = self.repeats.original(key, frame.t_mono)
+        if original:
+            alert.kind, alert.original_alert_id = "repeat_sighting", original
+            self.counters["repeat_sightings"] += 1
+        else:
+            self.repeats.remember(key, alert.alert_id, frame.t_mono)
+            self.counters["alerts"] += 1
+        return alert

@@ -83,10 +83,12 @@ ANALYSED_QUEUE = 1
 
 @dataclass
 class RunResult:
-    """What a run did: counters, alerts and the error that stopped it (None: source ended or signal)."""
+    """What a run did: counters, alerts (alarms), repeat sightings and the error that stopped it
+    (None: source ended or signal)."""
 
     counters: Counter = field(default_factory=Counter)
     alerts: list[Alert] = field(default_factory=list)
+    repeat_sightings: list[Alert] = field(default_factory=list)
     error: ApplianceError | None = None
     latencies_ms: list[float] = field(default_factory=list)
     first_capture_mono: float | None = None
@@ -211,6 +213,9 @@ class Runner:
 
     def _emit(self, alert: Alert) -> None:
         self.deliver(alert)  # the first step commits the audit entry: an AuditError stops here
+        if alert.kind == "repeat_sighting":
+            self.result.repeat_sightings.append(alert)
+            return
         self.result.alerts.append(alert)
         self.result.latencies_ms.append((time.monotonic() - alert.capture_t_mono) * 1000)
 

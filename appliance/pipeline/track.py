@@ -2,8 +2,16 @@
 
 Greedy IoU association with a centre-distance fallback for fast movers; a track
 ends after ``max_missed`` frames without a detection. A track keeps only its box
-and its match history (subject index, score): never a non-matching face's
-embedding or crop.
+and its match history (subject index, score), and while it lives its template
+(template.py, in memory, wiped when the track ends): never a non-matching face's
+crop, and nothing of a face once its track has ended.
+
+Re-joining: a box that no live track claims, found where a track lost in the last
+``rejoin_s`` seconds of capture time was heading (its constant-velocity prediction, a reach that
+grows with the gap, a similar face size), continues that track (same id, history and
+alerted subjects) instead of starting a new one. The re-joined track is on probation
+(``rejoined_at``) until its first match: a match naming a subject its history does not
+hold undoes the join (:meth:`Tracker.split`).
 """
 from __future__ import annotations
 
@@ -16,6 +24,11 @@ import numpy as np
 
 FALLBACK_DISTANCE = 1.5  # a non-overlapping box this many face sizes away may still continue a track
 VELOCITY_SMOOTHING = 0.5
+REJOIN_REACH = 2.0  # face sizes from a lost track's predicted centre, plus REJOIN_GROWTH per frame lost
+REJOIN_GROWTH = 0.1
+REJOIN_MAX_REACH = 5.0
+REJOIN_SIZE_RATIO = 1.6  # a re-joining face is at most this much bigger or smaller
+NOMINAL_FPS = 15.0  # frame times when the caller gives none (tests on synthetic boxes)
 
 
 @dataclass
@@ -39,6 +52,9 @@ class Track:
     frames: int = 0
     velocity: np.ndarray = field(default_factory=lambda: np.zeros(2, np.float32))
     last_embedded: int = -(10 ** 9)
+    last_t: float = 0.0  # capture time of the last box
+    rejoined_at: int | None = None  # frame of a re-join not yet confirmed by a match
+    template: object | None = field(default=None, repr=False)  # TrackTemplate while the track lives
 
     def predicted(self, seq: int) -> np.ndarray:
         """The box moved on by the track's velocity to frame ``seq`` (constant-velocity model)."""
@@ -77,22 +93,28 @@ def affinities(expected: np.ndarray, boxes: np.ndarray, iou_min: float) -> np.nd
 class Tracker:
     """Keeps the live tracks of one camera."""
 
-    def __init__(self, iou_min: float, max_missed: int, window: int) -> None:
+    def __init__(self, iou_min: float, max_missed: int, window: int, rejoin_s: float = 0.0) -> None:
         self.iou_min = iou_min
         self.max_missed = max_missed
         self.window = window
+        self.rejoin_s = rejoin_s
+        self._now = 0.0
         self.tracks: dict[int, Track] = {}
+        self.lost: dict[int, Track] = {}  # ended tracks that may still be re-joined: box, velocity, history
+        self.rejoins = 0
         self._ids = count(1)
 
-    def update(self, seq: int, boxes: list[np.ndarray]) -> list[Track]:
-        """Assign each box to a track (new or existing); return the tracks in box order."""
+    def update(self, seq: int, boxes: list[np.ndarray], t: float | None = None) -> list[Track]:
+        """Assign each box to a track (new, re-joined or continued); return the tracks in box order.
+        ``t`` is the frame's capture time (seconds); without it frames are NOMINAL_FPS a second."""
+        self._now = seq / NOMINAL_FPS if t is None else t
         self._expire(seq)
         assigned: dict[int, Track] = {}
         if self.tracks and boxes:
             tids = list(self.tracks)
             expected = np.stack([self.tracks[tid].predicted(seq) for tid in tids]).astype(np.float64)
             score = affinities(expected, np.asarray(boxes, np.float64).reshape(-1, 4), self.iou_min)
-            used: set[int] = set()
+            used: set[int] = set()  # track ids taken this frame
             rows, cols = np.nonzero(score > 0)
             # best pairs first; ties go to the later track and box, as a reverse sort of (score, tid, i) did
             for k in sorted(range(len(rows)), key=lambda k: (score[rows[k], cols[k]], tids[rows[k]], cols[k]),
@@ -103,17 +125,17 @@ class Tracker:
                 assigned[i] = self.tracks[tid]
                 used.add(tid)
         for i, box in enumerate(boxes):
-            track = assigned.get(i) or self._new(box, seq)
+            track = assigned.get(i) or self._rejoin(np.asarray(box, np.float32), seq, used_ids(assigned)) \
+                or self._new(box, seq)
             self._move(track, np.asarray(box, np.float32), seq)
             assigned[i] = track
         return [assigned[i] for i in range(len(boxes))]
 
-    @staticmethod
-    def _move(track: Track, box: np.ndarray, seq: int) -> None:
+    def _move(self, track: Track, box: np.ndarray, seq: int) -> None:
         if track.frames and seq > track.last_seq:
             step = (_centre(box) - _centre(track.box)) / (seq - track.last_seq)
             track.velocity = VELOCITY_SMOOTHING * step + (1 - VELOCITY_SMOOTHING) * track.velocity
-        track.box, track.last_seq = box, seq
+        track.box, track.last_seq, track.last_t = box, seq, self._now
         track.frames += 1
 
     def _new(self, box: np.ndarray, seq: int) -> Track:
@@ -134,6 +156,61 @@ class Tracker:
                      key=lambda t: (t.last_seq, t.last_embedded, t.track_id))
         return [t.predicted(seq) for t in (due[:budget] if budget else due)]
 
+    def _rejoin(self, box: np.ndarray, seq: int, taken: set[int]) -> Track | None:
+        """The lost (or long-missed live) track whose predicted box this box continues, if any."""
+        if not self.rejoin_s:
+            return None
+        candidates = [t for t in (*self.tracks.values(), *self.lost.values())
+                      if t.track_id not in taken and seq - t.last_seq >= 2 and self._now - t.last_t <= self.rejoin_s]
+        scored = [(d, t.track_id, t) for t in candidates if (d := rejoin_distance(t, box, seq)) is not None]
+        if not scored:
+            return None
+        track = min(scored, key=lambda s: (s[0], -s[1]))[2]
+        self.lost.pop(track.track_id, None)
+        self.tracks[track.track_id] = track
+        track.rejoined_at = seq
+        drop_template(track)  # the template restarts: it must not mix two people if the join is wrong
+        self.rejoins += 1
+        return track
+
+    def split(self, track: Track) -> None:
+        """Undo a re-join: the track continues under a new id without the earlier history.
+        Safe from the finish thread: the tracks map is re-keyed at the next update."""
+        track.hits.clear()
+        track.alerted.clear()
+        track.rejoined_at = None
+        track.track_id = next(self._ids)
+
     def _expire(self, seq: int) -> None:
+        # split() (finish thread) changes only the track; its new id is keyed here, on this thread
+        self.tracks = {t.track_id: t for t in self.tracks.values()}
         for tid in [tid for tid, t in self.tracks.items() if seq - t.last_seq > self.max_missed]:
-            del self.tracks[tid]
+            track = self.tracks.pop(tid)
+            drop_template(track)
+            if self.rejoin_s:
+                self.lost[tid] = track
+        for tid in [tid for tid, t in self.lost.items() if self._now - t.last_t > self.rejoin_s]:
+            del self.lost[tid]
+
+
+def used_ids(assigned: dict[int, Track]) -> set[int]:
+    """Ids of the tracks already given a box this frame."""
+    return {t.track_id for t in assigned.values()}
+
+
+def rejoin_distance(track: Track, box: np.ndarray, seq: int) -> float | None:
+    """Distance, in face sizes, from where ``track`` was heading to ``box``; None outside the gate."""
+    size, was = float(box[3] - box[1]), float(track.box[3] - track.box[1])
+    if min(size, was) <= 0 or max(size, was) / min(size, was) > REJOIN_SIZE_RATIO:
+        return None
+    gap = seq - track.last_seq
+    dist = float(np.linalg.norm(_centre(track.predicted(seq)) - _centre(box))) / max(size, was)
+    reach = min(REJOIN_MAX_REACH, REJOIN_REACH + REJOIN_GROWTH * gap)
+    return dist if dist <= reach else None
+
+
+def drop_template(track: Track) -> None:
+    """Wipe and forget the track's template (its faces' embeddings end with it)."""
+    if track.template is not None:
+        track.template.wipe()
+        track.template = None

@@ -4,7 +4,8 @@ The demo does what the back office and the van do, with the same code: a demo
 authority key signs a watchlist bundle in which Obama is enrolled from obama.jpg
 (`appliance watchlist build`), the unit verifies it and starts the deployment
 (`appliance deployment start`), then the unit runs the clip, where Obama walks
-past twice in other photos (obama2.jpg, obama3.jpg): two tracks, two alerts.
+past twice in other photos (obama2.jpg, obama3.jpg), seconds apart: two tracks, one alert
+and one repeat sighting (within [match] repeat_window_s: attached to the alert's card, no new alarm).
 Biden and people from face-api's group photos walk past too, and the background
 is a group photo: none of them is on the watchlist, so none may alert. At the end
 the deployment is ended and its watchlist purged (`appliance deployment end`).
@@ -44,6 +45,7 @@ class DemoClip:
 
     folder: Path
     expected_alerts: dict[str, int]
+    expected_repeats: dict[str, int]
     identities: list[str]
 
 
@@ -105,7 +107,7 @@ def compose_demo_clip(engine: FaceEngine, photos: dict[str, Path], folder: Path,
         actors.append(Actor(sprite, 5 * i, 60 + 5 * i, at(100 + 230 * i, 560), at(250 + 230 * i, 520), 48 + 8 * i))
     bg = cv2.GaussianBlur(background(size, img["group1"]), (0, 0), 0.8)
     write_clip(folder, bg, actors, CLIP_FRAMES)
-    return DemoClip(folder, {"DEMO-OBAMA": 2}, sorted({a.sprite.identity for a in actors}))
+    return DemoClip(folder, {"DEMO-OBAMA": 1}, {"DEMO-OBAMA": 1}, sorted({a.sprite.identity for a in actors}))
 
 
 UNIT = "van-dev-01"  # a unit named in deploy/mosquitto/acl
@@ -177,7 +179,7 @@ def _start_console(workdir: Path, broker, store):
 
 
 def _tablet_check(tablet, alerts: list, data_dir: Path) -> str:
-    """Wait for the tablet to hold every alert; verify each signature with the unit key."""
+    """Wait for the tablet to hold every alert and repeat sighting; verify each signature with the unit key."""
     from appliance.keystore import open_keystore  # noqa: PLC0415
     from appliance.keystore.file import KEY as FILE_STORE  # noqa: PLC0415
     from appliance.mqtt import verify  # noqa: PLC0415
@@ -187,7 +189,8 @@ def _tablet_check(tablet, alerts: list, data_dir: Path) -> str:
     key = open_keystore(FILE_STORE, data_dir).verify_key()
     got = {verify("alert", payload, key)["alert_id"] for topic, payload, _ in tablet.messages
            if topic.endswith("/alert")}
-    return f"tablet-01 received {len(got & wanted)} of {len(wanted)} alerts over TLS, signatures valid"
+    return (f"tablet-01 received {len(got & wanted)} of {len(wanted)} alert-topic messages "
+            f"(alerts and repeat sightings) over TLS, signatures valid")
 
 
 def _audit_check(cfg: Config, workdir: Path) -> str:
@@ -276,7 +279,7 @@ def run_demo(workdir: Path, console: bool = False, hold_s: float = 0.0) -> int:
         if tablet:
             tablet.wait_connected()
         result = _run_unit(cfg, engine, desk, hold_s)
-        notes = [_tablet_check(tablet, result.alerts, workdir / "data")] if tablet else []
+        notes = [_tablet_check(tablet, result.alerts + result.repeat_sightings, workdir / "data")] if tablet else []
         notes.append(_selftest_check(cfg, engine))
         _deployment(cfg, ["end", "--reason", "demo finished"])
         if desk:
@@ -295,15 +298,22 @@ def run_demo(workdir: Path, console: bool = False, hold_s: float = 0.0) -> int:
     return _verdict(result, clip, notes)
 
 
-def _verdict(result, clip: DemoClip, notes: list[str]) -> int:
+def _per_subject(alerts: list) -> dict[str, int]:
     got: dict[str, int] = {}
-    for alert in result.alerts:
+    for alert in alerts:
         got[alert.subject_ref] = got.get(alert.subject_ref, 0) + 1
+    return got
+
+
+def _verdict(result, clip: DemoClip, notes: list[str]) -> int:
+    got, repeats = _per_subject(result.alerts), _per_subject(result.repeat_sightings)
     print(f"demo: counters {dict(sorted(result.counters.items()))}")
     for note in notes:
         print(f"demo: {note}")
-    ok = got == clip.expected_alerts and result.error is None and all("FAILED" not in n for n in notes)
-    print(f"demo: alerts {got}, expected {clip.expected_alerts}: {'OK' if ok else 'MISMATCH'}")
+    ok = (got == clip.expected_alerts and repeats == clip.expected_repeats and result.error is None
+          and all("FAILED" not in n for n in notes))
+    print(f"demo: alerts {got} and repeat sightings (not alarms) {repeats}, expected {clip.expected_alerts} "
+          f"and {clip.expected_repeats}: {'OK' if ok else 'MISMATCH'}")
     if result.error:
         raise result.error
     return 0 if ok else 1

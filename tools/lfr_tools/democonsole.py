@@ -61,7 +61,9 @@ def console_note(desk: ConsoleThread, deployment: str, timeout: float = 10.0) ->
     record = desk.console.store.record(UNIT, deployment)
     cards = desk.console.store.cards(decided=False) + desk.console.store.cards(decided=True)
     alerts = sum(len(c["alert_ids"]) for c in cards if c["deployment_id"] == deployment)
+    repeats = sum(c["repeat_sightings"] for c in cards if c["deployment_id"] == deployment)
     if record is None:
         raise PublishError("the console did not receive the deployment record", fix="see the console log above")
-    return (f"console showed {alerts} alerts on {len(cards)} card(s); deployment record received "
-            f"(alerts {record['alerts']}, confirmed {record['confirmed_true']}, rejected {record['confirmed_false']})")
+    return (f"console showed {alerts} sightings ({repeats} repeat) on {len(cards)} card(s); deployment record "
+            f"received (alerts {record['alerts']}, repeat sightings {record.get('repeat_sightings')}, "
+            f"confirmed {record['confirmed_true']}, rejected {record['confirmed_false']})")

@@ -117,6 +117,9 @@ function facts(card) {
     el("h2", { class: "subject" }, a.subject_ref),
     el("div", { class: "category" }, a.category || "(no category)"),
     card.sightings > 1 ? el("div", { class: "sightings" }, card.sightings + " sightings") : null,
+    card.repeat_sightings ? el("div", { class: "repeats" },
+      card.repeat_sightings > 1 ? card.repeat_sightings + " repeat sightings (not alarms)"
+        : "1 repeat sighting (not an alarm)") : null,
     el("dl", {},
       el("dt", {}, "score"), el("dd", { class: "score" }, a.score.toFixed(3) + " (threshold " + a.threshold.toFixed(3) + ")"),
       el("dt", {}, "quality"), el("dd", {}, quality || "-"),
@@ -206,6 +209,7 @@ function renderHistory() {
 
 const RECORD_ROWS = [["date", "Date"], ["location", "Location"], ["started", "Started"], ["ended", "Ended"],
   ["watchlist_size", "Watchlist size"], ["faces_seen", "Faces seen"], ["alerts", "Alerts"],
+  ["repeat_sightings", "Repeat sightings (not alarms)"],
   ["confirmed_true", "Confirmed true"], ["confirmed_false", "Confirmed false"], ["unable", "Unable to verify"],
   ["not_adjudicated", "Not adjudicated"], ["verified_alert_rate", "Officer-verified alert rate"],
   ["false_alerts_per_1000_faces", "False alerts per 1,000 faces"], ["threshold", "Threshold"], ["model_id", "Model"]];
