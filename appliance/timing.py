@@ -26,6 +26,17 @@ class StageTimes:
         finally:
             self.samples[name].append((time.perf_counter() - start) * 1000)
 
+    def recent_ms(self, name: str, n: int = 20) -> float:
+        """Mean of the last ``n`` samples of ``name`` (0 when none); safe while another thread adds."""
+        samples = self.samples.get(name)
+        recent = []
+        for i in range(1, n + 1):
+            try:
+                recent.append(samples[-i])  # indexing a deque is atomic; iterating it while it grows is not
+            except (IndexError, TypeError):
+                break
+        return sum(recent) / len(recent) if recent else 0.0
+
     def summary(self) -> dict[str, dict[str, float]]:
         """p50/p99/mean ms and count per stage."""
         out = {}

@@ -107,7 +107,7 @@ class ReplaySource:
                     delay = start + seq / self.fps - time.monotonic()
                     if delay > 0 and self._stop.wait(delay):
                         return
-                yield Frame(seq, time.monotonic(), image, self.camera_id)
+                yield Frame(seq, time.monotonic(), image, self.camera_id, paced=self.live)
                 seq += 1
                 produced += 1
             if produced == 0:

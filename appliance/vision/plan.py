@@ -1,0 +1,216 @@
+"""The deadline-driven search plan: which detector windows a frame gets within its time budget.
+
+The budget is the frame interval at the source's rate (measured from the frames'
+sequence numbers and arrival times; an unpaced replay uses a configured nominal
+rate). Each frame the plan takes focus windows around the live tracks first, then
+discovery tiles, the ones unsearched longest first, as long as their estimated
+cost fits what is left. Costs are measured as the windows run (an EWMA per model
+input size), and so is the reserve left for the embed/match stage on the other
+thread, so an idle CPU searches more and a loaded one searches less and counts it.
+
+The coverage guarantee is the staleness of the smallest-scale tiles: how long the
+part of the frame searched least recently for the smallest faces has gone unsearched.
+"""
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Callable, Hashable, Sequence
+
+import numpy as np
+
+COST_ALPHA = 0.2  # EWMA weight of a new window timing
+RATE_ALPHA = 0.1  # EWMA weight of a new frame interval
+INITIAL_COST_S = 0.008  # a window's assumed cost before any has been measured
+PRIOR_GAIN = 1.0  # a tile with a prior (motion, entry zone) ages up to (1 + gain) times as fast
+
+
+@dataclass(frozen=True)
+class PlanSettings:
+    """What the plan is told once: see the [detect] keys of the same names in config.py."""
+
+    budget_fraction: float = 0.85
+    frame_budget_s: float = 0.0  # 0: the source's frame interval
+    nominal_interval_s: float = 1 / 15
+    min_discovery: int = 1
+    workers: int = 1
+    cpus: int = 2
+    coverage_target_s: float = 0.5
+
+
+@dataclass
+class Choice:
+    """One frame's plan: the focus windows and the indices of the discovery tiles to search."""
+
+    focus: list
+    tiles: list[int]
+    budget_s: float
+    planned_s: float
+    started: float
+    overdue_left: int = 0
+    used_s: float = 0.0  # worker-seconds the windows actually took (summed as they run)
+
+
+class CostModel:
+    """Seconds a window costs, per key (model and input size): an EWMA of measured runs."""
+
+    def __init__(self, initial_s: float = INITIAL_COST_S) -> None:
+        self.initial_s = initial_s
+        self._cost: dict[Hashable, float] = {}
+        self.lock = threading.Lock()
+
+    def estimate(self, key: Hashable) -> float:
+        """The expected cost of one window of ``key``."""
+        return self._cost.get(key, self.initial_s)
+
+    def observe(self, key: Hashable, seconds: float) -> None:
+        """Fold one measured run into the estimate (called from the worker threads)."""
+        with self.lock:
+            old = self._cost.get(key)
+            self._cost[key] = seconds if old is None else old + COST_ALPHA * (seconds - old)
+
+
+class FrameRate:
+    """The source's frame interval from successive frames' sequence numbers and arrival times.
+
+    Dividing by the sequence gap keeps frames dropped under overload from
+    lengthening the interval (which would hand an overloaded CPU a larger budget).
+    """
+
+    def __init__(self, initial_s: float) -> None:
+        self.interval_s = initial_s
+        self._last: tuple[int, float] | None = None
+
+    def observe(self, seq: int, now: float) -> float:
+        """Record frame ``seq`` arriving at ``now``; return the current interval estimate."""
+        if self._last is not None and seq > self._last[0]:
+            step = (now - self._last[1]) / (seq - self._last[0])
+            self.interval_s += RATE_ALPHA * (step - self.interval_s)
+        self._last = (seq, now)
+        return self.interval_s
+
+
+class TileAges:
+    """When each discovery tile of one frame layout was last searched."""
+
+    def __init__(self, sizes: Sequence[int], now: float) -> None:
+        self.sizes = np.asarray(sizes)
+        self.last = np.full(len(sizes), now, np.float64)
+        self.smallest = self.sizes == self.sizes.min() if len(sizes) else self.sizes.astype(bool)
+
+    def stalest_first(self, now: float, boost: np.ndarray | None = None) -> list[int]:
+        """Tile indices, longest unsearched first (a boost in [0, 1] ages a tile faster);
+        ties go to the smaller tiles, which find the smaller faces."""
+        age = now - self.last
+        if boost is not None:
+            age = age * (1.0 + PRIOR_GAIN * boost)
+        return [int(i) for i in np.lexsort((self.sizes, -age))]
+
+    def searched(self, tiles: Sequence[int], now: float) -> None:
+        """Mark ``tiles`` searched at ``now``."""
+        self.last[list(tiles)] = now
+
+    def staleness(self, now: float) -> float:
+        """Seconds the least recently searched smallest-scale tile has gone unsearched."""
+        return float((now - self.last[self.smallest]).max()) if self.smallest.any() else 0.0
+
+    def overdue(self, now: float, target_s: float) -> np.ndarray:
+        """A mask of the tiles unsearched for longer than ``target_s``."""
+        return (now - self.last) > target_s
+
+
+@dataclass
+class SearchPlan:
+    """Chooses each frame's windows within the frame budget and keeps the coverage figures."""
+
+    settings: PlanSettings
+    reserve: Callable[[], float] = lambda: 0.0  # seconds the embed/match stage takes a frame
+    clock: Callable[[], float] = time.monotonic
+    costs: CostModel = field(default_factory=CostModel)
+    counters: Counter = field(default_factory=Counter)
+
+    def __post_init__(self) -> None:
+        self.rate = FrameRate(self.settings.nominal_interval_s)
+        self._ages: TileAges | None = None
+        self._layout: tuple = ()
+        self.worst_staleness_s = 0.0
+
+    def interval(self, seq: int, now: float, paced: bool = True) -> float:
+        """The frame interval frame ``seq`` is planned for (``paced`` False: an unpaced replay,
+        planned at the nominal rate)."""
+        s = self.settings
+        measured = self.rate.observe(seq, now)
+        if s.frame_budget_s > 0:
+            return s.frame_budget_s
+        return measured if paced else s.nominal_interval_s
+
+    def budget(self, interval_s: float) -> float:
+        """Worker-seconds of detection that fit one frame: the planned share of the interval on
+        every CPU, less the embed/match reserve, and no more than the workers can run in it."""
+        s = self.settings
+        share = interval_s * s.budget_fraction
+        return max(0.0, min(share * s.cpus - self.reserve(), share * s.workers))
+
+    def choose(self, seq: int, layout: Sequence[tuple[int, Hashable]], focus: Sequence[tuple[object, Hashable]],
+               boost: np.ndarray | None = None, paced: bool = True) -> Choice:
+        """Plan frame ``seq``: ``layout`` is (size, cost key) per discovery tile, ``focus`` is
+        (window, cost key) per live track in the tracker's order, ``boost`` an optional prior per tile."""
+        now = self.clock()
+        ages = self._ages_for(layout, now)
+        budget = self.budget(self.interval(seq, now, paced))
+        chosen, spent = [], 0.0
+        for window, key in focus:
+            cost = self.costs.estimate(key)
+            if spent + cost > budget:
+                self.counters["plan_windows_skipped"] += 1
+                continue
+            chosen.append(window)
+            spent += cost
+        tiles, spent = self._discovery(ages, layout, now, budget, spent, boost)
+        overdue = ages.overdue(now, self.settings.coverage_target_s)
+        left = int(overdue.sum()) - int(overdue[tiles].sum()) if tiles else int(overdue.sum())
+        return Choice(chosen, tiles, budget, spent, now, left)
+
+    def _discovery(self, ages: TileAges, layout, now: float, budget: float, spent: float,
+                   boost: np.ndarray | None) -> tuple[list[int], float]:
+        tiles = []
+        for i in ages.stalest_first(now, boost):
+            cost = self.costs.estimate(layout[i][1])
+            if spent + cost > budget and len(tiles) >= self.settings.min_discovery:
+                break
+            tiles.append(i)
+            spent += cost
+        return tiles, spent
+
+    def _ages_for(self, layout: Sequence[tuple[int, Hashable]], now: float) -> TileAges:
+        sizes = tuple(size for size, _ in layout)
+        if self._ages is None or sizes != self._layout:  # first frame, or the frame size changed
+            self._ages, self._layout = TileAges(sizes, now), sizes
+        return self._ages
+
+    def ran(self, choice: Choice, key: Hashable, seconds: float) -> None:
+        """One window of ``choice`` took ``seconds`` (called from the worker threads)."""
+        self.costs.observe(key, seconds)
+        with self.costs.lock:
+            choice.used_s += seconds
+
+    def done(self, choice: Choice) -> None:
+        """Record a searched frame: tile ages, the coverage figures and whether it overran."""
+        now = self.clock()
+        if self._ages is None:  # choose() was not called: nothing was planned
+            return
+        self._ages.searched(choice.tiles, choice.started)
+        staleness = self._ages.staleness(now)
+        self.worst_staleness_s = max(self.worst_staleness_s, staleness)
+        c = self.counters
+        c["plan_frames"] += 1
+        c["plan_focus_windows"] += len(choice.focus)
+        c["plan_discovery_windows"] += len(choice.tiles)
+        c["plan_windows_skipped"] += choice.overdue_left
+        if max(choice.used_s, choice.planned_s) > choice.budget_s:
+            c["plan_frames_over_budget"] += 1
+        c["plan_budget_ms"] = round(choice.budget_s * 1000)
+        c["plan_staleness_ms"] = round(staleness * 1000)
+        c["plan_staleness_max_ms"] = round(self.worst_staleness_s * 1000)
