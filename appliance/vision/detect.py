@@ -197,7 +197,7 @@ class FaceDetector:
                 return self.detect_region(frame, job[0], net)
             start = self.plan.clock()
             found = self.detect_region(frame, job[0], net)
-            self.plan.ran(choice, _cost_key(net), self.plan.clock() - start)
+            self.plan.ran(_cost_key(net), self.plan.clock() - start)
             return found
         return [d for found in self.pool.map(run, jobs) for d in found]
 

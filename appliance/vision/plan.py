@@ -25,6 +25,8 @@ COST_ALPHA = 0.2  # EWMA weight of a new window timing
 RATE_ALPHA = 0.1  # EWMA weight of a new frame interval
 INITIAL_COST_S = 0.008  # a window's assumed cost before any has been measured
 PRIOR_GAIN = 1.0  # a tile with a prior (motion, entry zone) ages up to (1 + gain) times as fast
+NEVER_S = 1e-3  # a tile never searched counts as searched this long before the first frame
+FIT_SLACK_S = 1e-9  # float rounding: costs that add up to the budget exactly fit it
 
 
 @dataclass(frozen=True)
@@ -49,8 +51,9 @@ class Choice:
     budget_s: float
     planned_s: float
     started: float
+    deadline_s: float  # the detection's share of the frame interval, in wall time
     overdue_left: int = 0
-    used_s: float = 0.0  # worker-seconds the windows actually took (summed as they run)
+    staleness_s: float = 0.0  # how long the stalest smallest-scale tile had gone unsearched when planned
 
 
 class CostModel:
@@ -97,7 +100,7 @@ class TileAges:
 
     def __init__(self, sizes: Sequence[int], now: float) -> None:
         self.sizes = np.asarray(sizes)
-        self.last = np.full(len(sizes), now, np.float64)
+        self.last = np.full(len(sizes), now - NEVER_S, np.float64)  # older than any tile searched since
         self.smallest = self.sizes == self.sizes.min() if len(sizes) else self.sizes.astype(bool)
 
     def stalest_first(self, now: float, boost: np.ndarray | None = None) -> list[int]:
@@ -159,11 +162,12 @@ class SearchPlan:
         (window, cost key) per live track in the tracker's order, ``boost`` an optional prior per tile."""
         now = self.clock()
         ages = self._ages_for(layout, now)
-        budget = self.budget(self.interval(seq, now, paced))
+        interval = self.interval(seq, now, paced)
+        budget = self.budget(interval)
         chosen, spent = [], 0.0
         for window, key in focus:
             cost = self.costs.estimate(key)
-            if spent + cost > budget:
+            if spent + cost > budget + FIT_SLACK_S:
                 self.counters["plan_windows_skipped"] += 1
                 continue
             chosen.append(window)
@@ -171,14 +175,15 @@ class SearchPlan:
         tiles, spent = self._discovery(ages, layout, now, budget, spent, boost)
         overdue = ages.overdue(now, self.settings.coverage_target_s)
         left = int(overdue.sum()) - int(overdue[tiles].sum()) if tiles else int(overdue.sum())
-        return Choice(chosen, tiles, budget, spent, now, left)
+        return Choice(chosen, tiles, budget, spent, now, interval * self.settings.budget_fraction, left,
+                      ages.staleness(now))
 
     def _discovery(self, ages: TileAges, layout, now: float, budget: float, spent: float,
                    boost: np.ndarray | None) -> tuple[list[int], float]:
         tiles = []
         for i in ages.stalest_first(now, boost):
             cost = self.costs.estimate(layout[i][1])
-            if spent + cost > budget and len(tiles) >= self.settings.min_discovery:
+            if spent + cost > budget + FIT_SLACK_S and len(tiles) >= self.settings.min_discovery:
                 break
             tiles.append(i)
             spent += cost
@@ -190,11 +195,9 @@ class SearchPlan:
             self._ages, self._layout = TileAges(sizes, now), sizes
         return self._ages
 
-    def ran(self, choice: Choice, key: Hashable, seconds: float) -> None:
-        """One window of ``choice`` took ``seconds`` (called from the worker threads)."""
+    def ran(self, key: Hashable, seconds: float) -> None:
+        """A window of ``key`` took ``seconds`` to search (called from the worker threads)."""
         self.costs.observe(key, seconds)
-        with self.costs.lock:
-            choice.used_s += seconds
 
     def done(self, choice: Choice) -> None:
         """Record a searched frame: tile ages, the coverage figures and whether it overran."""
@@ -202,14 +205,14 @@ class SearchPlan:
         if self._ages is None:  # choose() was not called: nothing was planned
             return
         self._ages.searched(choice.tiles, choice.started)
-        staleness = self._ages.staleness(now)
+        staleness = choice.staleness_s
         self.worst_staleness_s = max(self.worst_staleness_s, staleness)
         c = self.counters
         c["plan_frames"] += 1
         c["plan_focus_windows"] += len(choice.focus)
         c["plan_discovery_windows"] += len(choice.tiles)
         c["plan_windows_skipped"] += choice.overdue_left
-        if max(choice.used_s, choice.planned_s) > choice.budget_s:
+        if now - choice.started > choice.deadline_s:  # the frame's detection missed its deadline
             c["plan_frames_over_budget"] += 1
         c["plan_budget_ms"] = round(choice.budget_s * 1000)
         c["plan_staleness_ms"] = round(staleness * 1000)
