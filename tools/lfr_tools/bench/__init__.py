@@ -14,6 +14,7 @@ from pathlib import Path
 BENCHES: dict[str, str] = {
     "pipeline": "lfr_tools.bench.pipeline",
     "recall": "lfr_tools.bench.recall",
+    "crowd": "lfr_tools.bench.crowd",
     "watchlist": "lfr_tools.bench.watchlist",
     "match": "lfr_tools.bench.match",
     "peer": "lfr_tools.bench.peer",

@@ -1,4 +1,4 @@
-"""PNG companions of the pipeline and match benchmarks (the JSON stays the record)."""
+"""PNG companions of the pipeline, match and crowd benchmarks (the JSON stays the record)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -64,6 +64,37 @@ def match_png(path: Path, result: dict) -> None:
     ax.set_ylabel("ms per probe (one probe)")
     ax.set_title("1:N match, 192-D", fontsize=9)
     ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def crowd_png(path: Path, result: dict) -> None:
+    """Per-shape bars of the crowd figures against their targets, and coverage over the clip."""
+    plt = _pyplot()
+    shapes = {k: v for k, v in result.get("shapes", {}).items() if "skipped" not in v}
+    fig, (bars_ax, time_ax) = plt.subplots(1, 2, figsize=(12, 4), dpi=110)
+    metrics = ("listed_alerted_fraction", "coverage", "coverage_gate_passed")
+    x = np.arange(len(metrics))
+    width = 0.8 / max(len(shapes), 1)
+    for i, (name, row) in enumerate(shapes.items()):
+        values = [row[m] for m in metrics]
+        bars_ax.bar(x + i * width, values, width,
+                    label=f"{name}: {row['false_alerts']} false, {row['duplicate_alerts']} dup, "
+                          f"p90 detect {row['first_detection_s']['p90']} s")
+    bars_ax.axhline(result["targets"]["coverage"], color="red", linestyle="--", label="coverage target")
+    bars_ax.set_xticks(x + width * (len(shapes) - 1) / 2, ["listed alerted", "coverage", "coverage (gate passed)"])
+    bars_ax.set_ylim(0, 1.05)
+    bars_ax.set_title("Crowd clips, 15 frames/s paced", fontsize=9)
+    bars_ax.legend(fontsize=6)
+    for name, row in shapes.items():
+        curve = row["coverage_per_frame"]
+        seconds = [i / 15 for i, v in enumerate(curve) if v is not None]
+        time_ax.plot(seconds, [v for v in curve if v is not None], label=name, linewidth=1)
+    time_ax.set_xlabel("clip time, s")
+    time_ax.set_ylabel("visible faces detected / visible")
+    time_ax.set_ylim(0, 1.05)
+    time_ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
