@@ -87,7 +87,7 @@ def test_the_stalest_tiles_are_searched_first_and_every_tile_in_turn():
     searched = []
     for seq in range(3):
         clock.t += 0.1
-        searched.append(_search(plan, clock, seq, layout).tiles)
+        searched.append(_search(plan, clock, seq, layout, window_s=0.01).tiles)
     assert searched[0] == list(range(10)) and set(searched[1]) == set(range(10, 20))
     assert set(searched[2]) == set(range(20, 25)) | set(range(5)), "never searched first, then the oldest"
 
@@ -108,8 +108,8 @@ def test_staleness_is_the_oldest_smallest_tile_and_its_worst_is_kept():
     assert ages.staleness(2.5) == pytest.approx(1.5), "the 768 tile (never searched) does not count"
     plan, layout = _plan(clock, frame_budget_s=0.02), _layout(6)
     for seq in range(6):
-        clock.t += 0.1
-        _search(plan, clock, seq, layout)
+        clock.t += 0.08  # and 20 ms of windows: a frame every 100 ms
+        _search(plan, clock, seq, layout, window_s=0.01)
     assert plan.counters["plan_staleness_ms"] == 300, "two tiles a frame, six tiles: each waits 3 frames"
     assert plan.counters["plan_staleness_max_ms"] == 300
 
@@ -117,9 +117,8 @@ def test_staleness_is_the_oldest_smallest_tile_and_its_worst_is_kept():
 def test_an_overloaded_frame_is_counted_and_overdue_tiles_left_out_too():
     clock = FakeClock()
     plan, layout = _plan(clock, coverage_target_s=0.25), _layout(30)
-    for seq in range(4):
-        _search(plan, clock, seq, layout, window_s=0.02)  # twice the cost the plan expected
-    assert plan.counters["plan_frames_over_budget"] == 4
+    planned = [len(_search(plan, clock, seq, layout, window_s=0.02).tiles) for seq in range(4)]  # twice the cost
+    assert plan.counters["plan_frames_over_budget"] == 3 and planned == [10, 8, 6, 5], "overruns cut the budget"
     assert plan.counters["plan_windows_skipped"] > 0
     assert plan.counters["plan_staleness_max_ms"] > 250
 
@@ -200,3 +199,25 @@ def test_config_refuses_deadline_keys_on_the_fixed_plan_and_nonsense_budgets(tmp
         parse_config({"detect": {"workers": 0}}, tmp_path / "a.toml")
     cfg = parse_config({"detect": {"search_plan": "fixed", "discovery_windows": 4}}, tmp_path / "a.toml")
     assert cfg.detect.discovery_windows == 4
+
+
+def test_a_new_stream_is_planned_afresh():
+    clock = FakeClock()
+    plan, layout = _plan(clock, frame_budget_s=0.02), _layout(6)
+    for seq in range(6):
+        clock.t += 0.1
+        _search(plan, clock, seq, layout)
+    clock.t += 60.0  # the next clip, a minute later
+    _search(plan, clock, 0, layout)
+    assert plan.counters["plan_staleness_max_ms"] < 300, "the pause between streams is no unsearched time"
+
+
+def test_frames_finishing_early_grow_the_budget_only_when_it_left_windows_out():
+    clock = FakeClock()
+    plan = _plan(clock)
+    for seq in range(3):
+        _search(plan, clock, seq, _layout(5), window_s=0.001)  # everything fitted
+    assert plan.gain == 1.0
+    for seq in range(3, 6):
+        _search(plan, clock, seq, _layout(40), window_s=0.005)  # half the estimate, windows left out
+    assert plan.gain == pytest.approx(1.1 ** 3)

@@ -264,12 +264,18 @@ def search_settings(cfg: Config) -> SearchSettings:
 
 def search_plan(cfg: Config, times: StageTimes) -> SearchPlan | None:
     """The deadline plan of [detect] (None: the fixed plan); its reserve is the embed/match stage's
-    recent time, read from ``times``."""
+    recent CPU time, read from ``times``."""
     d = cfg.detect
     if d.search_plan != "deadline":
         return None
     settings = PlanSettings(d.budget_fraction, d.frame_budget_ms / 1000, 1 / d.nominal_fps, d.discovery_windows, d.workers, available_cpus(), d.coverage_target_s)
-    return SearchPlan(settings, lambda: (times.recent_ms("embed") + times.recent_ms("match_decide")) / 1000)
+    return SearchPlan(settings, lambda: embed_reserve_s(times))
+
+
+def embed_reserve_s(times: StageTimes) -> float:
+    """The CPU seconds the embed/match stage recently took a frame: CPU rather than wall time,
+    since its wall time grows with the very detection work it is reserved from."""
+    return (times.recent_ms("embed", cpu=True) + times.recent_ms("match_decide", cpu=True)) / 1000
 
 
 def available_cpus() -> int:

@@ -27,6 +27,8 @@ INITIAL_COST_S = 0.008  # a window's assumed cost before any has been measured
 PRIOR_GAIN = 1.0  # a tile with a prior (motion, entry zone) ages up to (1 + gain) times as fast
 NEVER_S = 1e-3  # a tile never searched counts as searched this long before the first frame
 FIT_SLACK_S = 1e-9  # float rounding: costs that add up to the budget exactly fit it
+GAIN_RANGE = (0.25, 4.0)  # how far the deadline feedback may scale the estimated budget
+GAIN_STEP = (0.8, 1.1)  # per frame: cut fast when a frame overran its deadline, grow slowly
 
 
 @dataclass(frozen=True)
@@ -54,6 +56,7 @@ class Choice:
     deadline_s: float  # the detection's share of the frame interval, in wall time
     overdue_left: int = 0
     staleness_s: float = 0.0  # how long the stalest smallest-scale tile had gone unsearched when planned
+    limited: bool = False  # the budget left windows out
 
 
 class CostModel:
@@ -135,10 +138,16 @@ class SearchPlan:
     counters: Counter = field(default_factory=Counter)
 
     def __post_init__(self) -> None:
+        self._restart()
+
+    def _restart(self) -> None:
+        """Forget the stream: a new one (its sequence numbers start again) is planned afresh."""
         self.rate = FrameRate(self.settings.nominal_interval_s)
         self._ages: TileAges | None = None
         self._layout: tuple = ()
+        self._last_seq = -1
         self.worst_staleness_s = 0.0
+        self.gain = 1.0
 
     def interval(self, seq: int, now: float, paced: bool = True) -> float:
         """The frame interval frame ``seq`` is planned for (``paced`` False: an unpaced replay,
@@ -151,16 +160,20 @@ class SearchPlan:
 
     def budget(self, interval_s: float) -> float:
         """Worker-seconds of detection that fit one frame: the planned share of the interval on
-        every CPU, less the embed/match reserve, and no more than the workers can run in it."""
+        every CPU, less the embed/match reserve, and no more than the workers can run in it; scaled
+        by the deadline feedback (what the estimate misses: workers sharing a loaded CPU, overheads)."""
         s = self.settings
         share = interval_s * s.budget_fraction
-        return max(0.0, min(share * s.cpus - self.reserve(), share * s.workers))
+        return self.gain * max(0.0, min(share * s.cpus - self.reserve(), share * s.workers))
 
     def choose(self, seq: int, layout: Sequence[tuple[int, Hashable]], focus: Sequence[tuple[object, Hashable]],
                boost: np.ndarray | None = None, paced: bool = True) -> Choice:
         """Plan frame ``seq``: ``layout`` is (size, cost key) per discovery tile, ``focus`` is
         (window, cost key) per live track in the tracker's order, ``boost`` an optional prior per tile."""
         now = self.clock()
+        if seq <= self._last_seq:
+            self._restart()
+        self._last_seq = seq
         ages = self._ages_for(layout, now)
         interval = self.interval(seq, now, paced)
         budget = self.budget(interval)
@@ -175,8 +188,9 @@ class SearchPlan:
         tiles, spent = self._discovery(ages, layout, now, budget, spent, boost)
         overdue = ages.overdue(now, self.settings.coverage_target_s)
         left = int(overdue.sum()) - int(overdue[tiles].sum()) if tiles else int(overdue.sum())
+        limited = len(chosen) < len(focus) or len(tiles) < len(layout)
         return Choice(chosen, tiles, budget, spent, now, interval * self.settings.budget_fraction, left,
-                      ages.staleness(now))
+                      ages.staleness(now), limited)
 
     def _discovery(self, ages: TileAges, layout, now: float, budget: float, spent: float,
                    boost: np.ndarray | None) -> tuple[list[int], float]:
@@ -195,6 +209,16 @@ class SearchPlan:
             self._ages, self._layout = TileAges(sizes, now), sizes
         return self._ages
 
+    def _adapt(self, choice: Choice, wall: float) -> None:
+        """Scale the budget by how the frame's wall time met its deadline: down when it overran,
+        up only when the budget left windows out (an easy frame says nothing about a full one)."""
+        if choice.planned_s <= 0 or choice.planned_s > choice.budget_s + FIT_SLACK_S:
+            return  # nothing planned, or only the floor ran: the wall time says nothing of the budget
+        step = min(GAIN_STEP[1], max(GAIN_STEP[0], choice.deadline_s / max(wall, 1e-6)))
+        if step > 1 and not choice.limited:
+            return
+        self.gain = min(GAIN_RANGE[1], max(GAIN_RANGE[0], self.gain * step))
+
     def ran(self, key: Hashable, seconds: float) -> None:
         """A window of ``key`` took ``seconds`` to search (called from the worker threads)."""
         self.costs.observe(key, seconds)
@@ -212,8 +236,10 @@ class SearchPlan:
         c["plan_focus_windows"] += len(choice.focus)
         c["plan_discovery_windows"] += len(choice.tiles)
         c["plan_windows_skipped"] += choice.overdue_left
-        if now - choice.started > choice.deadline_s:  # the frame's detection missed its deadline
+        wall = now - choice.started
+        if wall > choice.deadline_s:  # the frame's detection missed its deadline
             c["plan_frames_over_budget"] += 1
+        self._adapt(choice, wall)
         c["plan_budget_ms"] = round(choice.budget_s * 1000)
         c["plan_staleness_ms"] = round(staleness * 1000)
         c["plan_staleness_max_ms"] = round(self.worst_staleness_s * 1000)
