@@ -92,15 +92,10 @@ class DetectConfig(Section):
     budget_fraction: float = Field(0.85, ge=0.1, le=1.0,
                                    description="deadline plan: the share of each frame interval detection may fill; "
                                                "the rest is headroom for capture, tracking and jitter")
-    workers: int = Field(2, ge=1, le=8, description="threads searching a frame's windows, each with its own copy of "
-                                                    "the detector models (2: both cores of a Pi-class CPU)")
+    workers: int = Field(2, ge=1, le=8, description="threads searching a frame's windows, each with its own models")
     coverage_target_s: float = Field(0.5, ge=0.05, le=60.0,
                                      description="deadline plan: a tile unsearched this long is overdue; overdue tiles "
                                                  "left out for budget are counted (plan_windows_skipped)")
-    motion_prior: bool = Field(False, description="deadline plan: tiles where a low-resolution frame difference "
-                                                   "shows motion are searched sooner")
-    entry_prior: bool = Field(False, description="deadline plan: tiles on the frame's edges, where people come into "
-                                                  "view, are searched sooner")
 
     @model_validator(mode="after")
     def _tiles(self) -> "DetectConfig":
@@ -120,8 +115,8 @@ class DetectConfig(Section):
         return self
 
 
-DEADLINE_KEYS = frozenset({"frame_budget_ms", "nominal_fps", "budget_fraction", "coverage_target_s",
-                           "motion_prior", "entry_prior"})
+# the deadline plan's own keys: refused with search_plan = "fixed"
+DEADLINE_KEYS = frozenset({"frame_budget_ms", "nominal_fps", "budget_fraction", "coverage_target_s"})
 
 
 class QualityConfig(Section):

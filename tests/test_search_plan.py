@@ -1,18 +1,15 @@
 """The deadline search plan, on a fake clock: focus first, the budget respected, stalest tiles
-first, staleness computed right, overload counted; its pool, priors and config keys."""
+first, staleness computed right, overload counted; its pool and config keys."""
 from __future__ import annotations
 
 import threading
 import time
 
-import numpy as np
 import pytest
 
 from appliance.config import ConfigError, parse_config
-from appliance.vision.detect import Region, plan_regions
 from appliance.vision.plan import CostModel, FrameRate, PlanSettings, SearchPlan, TileAges
 from appliance.vision.pool import WindowPool
-from appliance.vision.priors import MotionPrior, combined, entry_boost
 
 FULL, FOCUS = ("full", 192), ("short", 128)
 
@@ -173,26 +170,9 @@ def test_the_pool_gives_each_job_a_slot_no_other_job_holds():
         pool.close()
 
 
-def test_motion_boosts_the_tiles_where_the_picture_changed():
-    tiles = plan_regions(1280, 720, (320,), 0.25, whole_frame=False)
-    prior, frame = MotionPrior(), np.full((720, 1280, 3), 90, np.uint8)
-    assert prior.boost(frame, tiles) is None
-    moved = frame.copy()
-    moved[40:120, 40:120] = 200
-    boost = np.clip(prior.boost(moved, tiles), 0, 1)
-    assert boost[0] == 1.0 and boost[-1] == 0.0
-
-
-def test_entry_zones_are_the_edge_tiles_and_not_the_whole_frame():
-    tiles = [Region(0, 0, 1280, (False,) * 4), Region(0, 200, 320, (False,) * 4),
-             Region(400, 200, 320, (True,) * 4), Region(960, 200, 320, (True,) * 4)]
-    assert entry_boost(tiles, 1280, 720).tolist() == [0.0, 1.0, 0.0, 1.0]
-    assert combined(None, np.array([0.2, 3.0])).tolist() == [0.2, 1.0] and combined(None) is None
-
-
 def test_config_refuses_deadline_keys_on_the_fixed_plan_and_nonsense_budgets(tmp_path):
     with pytest.raises(ConfigError, match="only apply to search_plan"):
-        parse_config({"detect": {"search_plan": "fixed", "motion_prior": True}}, tmp_path / "a.toml")
+        parse_config({"detect": {"search_plan": "fixed", "frame_budget_ms": 50.0}}, tmp_path / "a.toml")
     with pytest.raises(ConfigError, match="budget_fraction"):
         parse_config({"detect": {"budget_fraction": 0.0}}, tmp_path / "a.toml")
     with pytest.raises(ConfigError, match="workers"):

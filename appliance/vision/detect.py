@@ -17,7 +17,6 @@ from ..inference.base import Model
 from .blazeface import FULL_RANGE, SHORT_RANGE, AnchorSpec, decode, make_anchors
 from .plan import Choice, SearchPlan
 from .pool import WindowPool
-from .priors import MotionPrior, combined, entry_boost
 
 SPECS = {"blazeface-full": FULL_RANGE, "blazeface-short": SHORT_RANGE}
 EDGE_MARGIN = 0.01  # fraction of a tile: a box this close to an inner edge is cut
@@ -133,8 +132,6 @@ class SearchSettings:
     tile_overlap: float = 0.25
     whole_frame: bool = True
     discovery_windows: int = 0
-    motion_prior: bool = False
-    entry_prior: bool = False
 
 
 Slot = tuple[Net, Net]  # one worker's full-range net and focus net
@@ -158,7 +155,6 @@ class FaceDetector:
         self.pool: WindowPool[Slot] = WindowPool(slots)
         self.search = search
         self.plan = plan
-        self.motion = MotionPrior() if search.motion_prior else None
 
     def models(self) -> list:
         """Every worker's full-range and focus models, once each."""
@@ -183,12 +179,8 @@ class FaceDetector:
 
     def _choose(self, frame: np.ndarray, seq: int, regions: list[Region], focus: list[Region],
                 paced: bool) -> Choice:
-        h, w = frame.shape[:2]
         full, near = _cost_key(self.net), _cost_key(self.focus_net)
-        boosts = [self.motion.boost(frame, regions) if self.motion else None,
-                  entry_boost(regions, w, h) if self.search.entry_prior else None]
-        return self.plan.choose(seq, [(r.size, full) for r in regions], [(r, near) for r in focus],
-                                combined(*boosts), paced)
+        return self.plan.choose(seq, [(r.size, full) for r in regions], [(r, near) for r in focus], paced)
 
     def _run(self, frame: np.ndarray, jobs: list[Job], choice: Choice | None = None) -> list[Detection]:
         def run(slot: Slot, job: Job) -> list[Detection]:

@@ -259,7 +259,7 @@ def search_settings(cfg: Config) -> SearchSettings:
     """The detector's [detect] search keys."""
     d = cfg.detect
     return SearchSettings(d.score_threshold, d.nms_iou, tuple(d.tile_sizes), d.tile_overlap, d.whole_frame,
-                          d.discovery_windows, d.motion_prior, d.entry_prior)
+                          d.discovery_windows)
 
 
 def search_plan(cfg: Config, times: StageTimes) -> SearchPlan | None:

@@ -24,7 +24,6 @@ import numpy as np
 COST_ALPHA = 0.2  # EWMA weight of a new window timing
 RATE_ALPHA = 0.1  # EWMA weight of a new frame interval
 INITIAL_COST_S = 0.008  # a window's assumed cost before any has been measured
-PRIOR_GAIN = 1.0  # a tile with a prior (motion, entry zone) ages up to (1 + gain) times as fast
 NEVER_S = 1e-3  # a tile never searched counts as searched this long before the first frame
 FIT_SLACK_S = 1e-9  # float rounding: costs that add up to the budget exactly fit it
 GAIN_RANGE = (0.25, 4.0)  # how far the deadline feedback may scale the estimated budget
@@ -106,13 +105,10 @@ class TileAges:
         self.last = np.full(len(sizes), now - NEVER_S, np.float64)  # older than any tile searched since
         self.smallest = self.sizes == self.sizes.min() if len(sizes) else self.sizes.astype(bool)
 
-    def stalest_first(self, now: float, boost: np.ndarray | None = None) -> list[int]:
-        """Tile indices, longest unsearched first (a boost in [0, 1] ages a tile faster);
-        ties go to the smaller tiles, which find the smaller faces."""
-        age = now - self.last
-        if boost is not None:
-            age = age * (1.0 + PRIOR_GAIN * boost)
-        return [int(i) for i in np.lexsort((self.sizes, -age))]
+    def stalest_first(self, now: float) -> list[int]:
+        """Tile indices, longest unsearched first; ties go to the smaller tiles, which find the
+        smaller faces."""
+        return [int(i) for i in np.lexsort((self.sizes, self.last - now))]
 
     def searched(self, tiles: Sequence[int], now: float) -> None:
         """Mark ``tiles`` searched at ``now``."""
@@ -167,9 +163,9 @@ class SearchPlan:
         return self.gain * max(0.0, min(share * s.cpus - self.reserve(), share * s.workers))
 
     def choose(self, seq: int, layout: Sequence[tuple[int, Hashable]], focus: Sequence[tuple[object, Hashable]],
-               boost: np.ndarray | None = None, paced: bool = True) -> Choice:
+               paced: bool = True) -> Choice:
         """Plan frame ``seq``: ``layout`` is (size, cost key) per discovery tile, ``focus`` is
-        (window, cost key) per live track in the tracker's order, ``boost`` an optional prior per tile."""
+        (window, cost key) per live track in the tracker's order; ``paced`` False: an unpaced replay."""
         now = self.clock()
         if seq <= self._last_seq:
             self._restart()
@@ -185,17 +181,16 @@ class SearchPlan:
                 continue
             chosen.append(window)
             spent += cost
-        tiles, spent = self._discovery(ages, layout, now, budget, spent, boost)
+        tiles, spent = self._discovery(ages, layout, now, budget, spent)
         overdue = ages.overdue(now, self.settings.coverage_target_s)
         left = int(overdue.sum()) - int(overdue[tiles].sum()) if tiles else int(overdue.sum())
         limited = len(chosen) < len(focus) or len(tiles) < len(layout)
         return Choice(chosen, tiles, budget, spent, now, interval * self.settings.budget_fraction, left,
                       ages.staleness(now), limited)
 
-    def _discovery(self, ages: TileAges, layout, now: float, budget: float, spent: float,
-                   boost: np.ndarray | None) -> tuple[list[int], float]:
+    def _discovery(self, ages: TileAges, layout, now: float, budget: float, spent: float) -> tuple[list[int], float]:
         tiles = []
-        for i in ages.stalest_first(now, boost):
+        for i in ages.stalest_first(now):
             cost = self.costs.estimate(layout[i][1])
             if spent + cost > budget + FIT_SLACK_S and len(tiles) >= self.settings.min_discovery:
                 break
