@@ -192,12 +192,16 @@ def test_a_new_stream_is_planned_afresh():
     assert plan.counters["plan_staleness_max_ms"] < 300, "the pause between streams is no unsearched time"
 
 
-def test_frames_finishing_early_grow_the_budget_only_when_it_left_windows_out():
+def test_after_an_overrun_frames_finishing_early_grow_the_budget_back_only_when_it_left_windows_out():
     clock = FakeClock()
     plan = _plan(clock)
-    for seq in range(3):
+    _search(plan, clock, 0, _layout(40), window_s=0.02)  # an overrun: cut to 0.8
+    for seq in range(1, 4):
         _search(plan, clock, seq, _layout(5), window_s=0.001)  # everything fitted
-    assert plan.gain == 1.0
-    for seq in range(3, 6):
+    assert plan.gain == pytest.approx(0.8)
+    for seq in range(4, 6):
         _search(plan, clock, seq, _layout(40), window_s=0.005)  # half the estimate, windows left out
-    assert plan.gain == pytest.approx(1.1 ** 3)
+    assert plan.gain == pytest.approx(0.8 * 1.1 ** 2)
+    for seq in range(6, 12):
+        _search(plan, clock, seq, _layout(40), window_s=0.005)
+    assert plan.gain == 1.0, "never above the estimate: the embed/match reserve stays"

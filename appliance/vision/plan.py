@@ -26,7 +26,10 @@ RATE_ALPHA = 0.1  # EWMA weight of a new frame interval
 INITIAL_COST_S = 0.008  # a window's assumed cost before any has been measured
 NEVER_S = 1e-3  # a tile never searched counts as searched this long before the first frame
 FIT_SLACK_S = 1e-9  # float rounding: costs that add up to the budget exactly fit it
-GAIN_RANGE = (0.25, 4.0)  # how far the deadline feedback may scale the estimated budget
+# how far the deadline feedback may scale the estimated budget: down to a quarter when windows
+# cost more in a frame than measured one by one (workers sharing a loaded CPU, overheads), never
+# above the estimate (more would eat the reserve of the embed/match stage, which it cannot see)
+GAIN_RANGE = (0.25, 1.0)
 GAIN_STEP = (0.8, 1.1)  # per frame: cut fast when a frame overran its deadline, grow slowly
 
 
