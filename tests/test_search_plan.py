@@ -205,3 +205,16 @@ def test_after_an_overrun_frames_finishing_early_grow_the_budget_back_only_when_
     for seq in range(6, 12):
         _search(plan, clock, seq, _layout(40), window_s=0.005)
     assert plan.gain == 1.0, "never above the estimate: the embed/match reserve stays"
+
+
+def test_an_unpaced_replay_gets_the_same_windows_whatever_the_machine_measured():
+    chosen = []
+    for window_cost in (0.001, 0.05):
+        clock = FakeClock()
+        plan = _plan(clock, frame_budget_s=0.0, nominal_interval_s=0.1, reserve=0.05)
+        for _ in range(20):
+            plan.ran(FULL, window_cost)
+        plan.gain = 0.25  # as after overruns
+        chosen.append(plan.choose(0, _layout(40), [(f"t{i}", FOCUS) for i in range(4)], paced=False))
+    assert chosen[0].tiles == chosen[1].tiles and len(chosen[0].tiles) == 23, "100 ms - 4 x 1.8 ms of focus, 4 ms a tile"
+    assert chosen[0].focus == chosen[1].focus == ["t0", "t1", "t2", "t3"]

@@ -24,6 +24,8 @@ import numpy as np
 COST_ALPHA = 0.2  # EWMA weight of a new window timing
 RATE_ALPHA = 0.1  # EWMA weight of a new frame interval
 INITIAL_COST_S = 0.008  # a window's assumed cost before any has been measured
+NOMINAL_COST_S = 0.004  # an unpaced replay's cost of a 192 px window (the dev machine's, rounded up)
+NOMINAL_INPUT_PX = 192
 NEVER_S = 1e-3  # a tile never searched counts as searched this long before the first frame
 FIT_SLACK_S = 1e-9  # float rounding: costs that add up to the budget exactly fit it
 # how far the deadline feedback may scale the estimated budget: down to a quarter when windows
@@ -78,6 +80,12 @@ class CostModel:
         with self.lock:
             old = self._cost.get(key)
             self._cost[key] = seconds if old is None else old + COST_ALPHA * (seconds - old)
+
+
+def nominal_cost(key: Hashable) -> float:
+    """The fixed cost an unpaced replay plans a window at: by its input pixels (key[1], the size)."""
+    size = key[1] if isinstance(key, tuple) and len(key) > 1 else NOMINAL_INPUT_PX
+    return NOMINAL_COST_S * (size / NOMINAL_INPUT_PX) ** 2
 
 
 class FrameRate:
@@ -157,44 +165,53 @@ class SearchPlan:
             return s.frame_budget_s
         return measured if paced else s.nominal_interval_s
 
-    def budget(self, interval_s: float) -> float:
+    def budget(self, interval_s: float, paced: bool = True) -> float:
         """Worker-seconds of detection that fit one frame: the planned share of the interval on
         every CPU, less the embed/match reserve, and no more than the workers can run in it; scaled
-        by the deadline feedback (what the estimate misses: workers sharing a loaded CPU, overheads)."""
+        by the deadline feedback (what the estimate misses: workers sharing a loaded CPU, overheads).
+        An unpaced replay gets the workers' share, neither reserve nor feedback (see ``choose``)."""
         s = self.settings
         share = interval_s * s.budget_fraction
+        if not paced:
+            return share * s.workers
         return self.gain * max(0.0, min(share * s.cpus - self.reserve(), share * s.workers))
 
     def choose(self, seq: int, layout: Sequence[tuple[int, Hashable]], focus: Sequence[tuple[object, Hashable]],
                paced: bool = True) -> Choice:
         """Plan frame ``seq``: ``layout`` is (size, cost key) per discovery tile, ``focus`` is
-        (window, cost key) per live track in the tracker's order; ``paced`` False: an unpaced replay."""
+        (window, cost key) per live track in the tracker's order.
+
+        ``paced`` False (an unpaced replay) plans at the nominal rate with fixed nominal window
+        costs, so a replayed clip gets the same windows on any machine under any load (golden
+        tests, evaluation); nothing there waits for the clock, so nothing is lost by it."""
         now = self.clock()
         if seq <= self._last_seq:
             self._restart()
         self._last_seq = seq
         ages = self._ages_for(layout, now)
         interval = self.interval(seq, now, paced)
-        budget = self.budget(interval)
+        budget = self.budget(interval, paced)
+        estimate = self.costs.estimate if paced else nominal_cost
         chosen, spent = [], 0.0
         for window, key in focus:
-            cost = self.costs.estimate(key)
+            cost = estimate(key)
             if spent + cost > budget + FIT_SLACK_S:
                 self.counters["plan_windows_skipped"] += 1
                 continue
             chosen.append(window)
             spent += cost
-        tiles, spent = self._discovery(ages, layout, now, budget, spent)
+        tiles, spent = self._discovery(ages, layout, now, budget, spent, estimate)
         overdue = ages.overdue(now, self.settings.coverage_target_s)
         left = int(overdue.sum()) - int(overdue[tiles].sum()) if tiles else int(overdue.sum())
         limited = len(chosen) < len(focus) or len(tiles) < len(layout)
         return Choice(chosen, tiles, budget, spent, now, interval * self.settings.budget_fraction, left,
                       ages.staleness(now), limited)
 
-    def _discovery(self, ages: TileAges, layout, now: float, budget: float, spent: float) -> tuple[list[int], float]:
+    def _discovery(self, ages: TileAges, layout, now: float, budget: float, spent: float,
+                   estimate: Callable[[Hashable], float]) -> tuple[list[int], float]:
         tiles = []
         for i in ages.stalest_first(now):
-            cost = self.costs.estimate(layout[i][1])
+            cost = estimate(layout[i][1])
             if spent + cost > budget + FIT_SLACK_S and len(tiles) >= self.settings.min_discovery:
                 break
             tiles.append(i)
