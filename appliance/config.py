@@ -86,9 +86,10 @@ class DetectConfig(Section):
     frame_budget_ms: float = Field(0.0, ge=0.0, le=10000.0,
                                    description="deadline plan: the frame interval to plan for (0: the source's, "
                                                "measured from its frames; an unpaced replay uses nominal_fps)")
-    nominal_fps: float = Field(15.0, ge=1.0, le=240.0,
-                               description="deadline plan: the frame rate assumed for an unpaced replay, and until "
-                                           "the source's rate is measured")
+    nominal_fps: float = Field(60.0, ge=1.0, le=240.0,
+                               description="deadline plan: an unpaced replay (processed as fast as it goes) is planned "
+                                           "as frames of this rate, with fixed window costs; also the first estimate "
+                                           "of a camera's rate")
     budget_fraction: float = Field(0.85, ge=0.1, le=1.0,
                                    description="deadline plan: the share of each frame interval detection may fill; "
                                                "the rest is headroom for capture, tracking and jitter")

@@ -41,7 +41,7 @@ class PlanSettings:
 
     budget_fraction: float = 0.85
     frame_budget_s: float = 0.0  # 0: the source's frame interval
-    nominal_interval_s: float = 1 / 15
+    nominal_interval_s: float = 1 / 60
     min_discovery: int = 1
     workers: int = 1
     cpus: int = 2
@@ -96,14 +96,17 @@ class FrameRate:
     """
 
     def __init__(self, initial_s: float) -> None:
-        self.interval_s = initial_s
+        self.interval_s = initial_s  # until two frames have been seen
         self._last: tuple[int, float] | None = None
+        self._measured = False
 
     def observe(self, seq: int, now: float) -> float:
         """Record frame ``seq`` arriving at ``now``; return the current interval estimate."""
         if self._last is not None and seq > self._last[0]:
             step = (now - self._last[1]) / (seq - self._last[0])
-            self.interval_s += RATE_ALPHA * (step - self.interval_s)
+            alpha = RATE_ALPHA if self._measured else 1.0
+            self.interval_s += alpha * (step - self.interval_s)
+            self._measured = True
         self._last = (seq, now)
         return self.interval_s
 
