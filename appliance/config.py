@@ -81,8 +81,9 @@ class DetectConfig(Section):
                                                "frame); deadline plan: the least searched per frame, even over budget")
     focus_tracks: bool = Field(True, description="short-range search around the live tracks")
     focus_windows: int = Field(0, ge=0, le=256,
-                               description="focus windows per frame at most, tracks least recently found first (0: every "
-                                           "track; the deadline plan stops at its budget; the fixed plan's old default was 8)")
+                               description="focus windows per frame at most, tracks least recently found first "
+                                           "(0: every track; the deadline plan stops at its budget; the fixed "
+                                           "plan's earlier default was 8)")
     frame_budget_ms: float = Field(0.0, ge=0.0, le=10000.0,
                                    description="deadline plan: the frame interval to plan for (0: the source's, "
                                                "measured from its frames; an unpaced replay uses nominal_fps)")

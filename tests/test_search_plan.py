@@ -216,5 +216,6 @@ def test_an_unpaced_replay_gets_the_same_windows_whatever_the_machine_measured()
             plan.ran(FULL, window_cost)
         plan.gain = 0.25  # as after overruns
         chosen.append(plan.choose(0, _layout(40), [(f"t{i}", FOCUS) for i in range(4)], paced=False))
-    assert chosen[0].tiles == chosen[1].tiles and len(chosen[0].tiles) == 23, "100 ms - 4 x 1.8 ms of focus, 4 ms a tile"
+    assert chosen[0].tiles == chosen[1].tiles
+    assert len(chosen[0].tiles) == 23, "100 ms - 4 x 1.8 ms of focus, 4 ms a tile"
     assert chosen[0].focus == chosen[1].focus == ["t0", "t1", "t2", "t3"]

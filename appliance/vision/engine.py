@@ -268,7 +268,8 @@ def search_plan(cfg: Config, times: StageTimes) -> SearchPlan | None:
     d = cfg.detect
     if d.search_plan != "deadline":
         return None
-    settings = PlanSettings(d.budget_fraction, d.frame_budget_ms / 1000, 1 / d.nominal_fps, d.discovery_windows, d.workers, available_cpus(), d.coverage_target_s)
+    settings = PlanSettings(d.budget_fraction, d.frame_budget_ms / 1000, 1 / d.nominal_fps, d.discovery_windows,
+                            d.workers, available_cpus(), d.coverage_target_s)
     return SearchPlan(settings, lambda: embed_reserve_s(times))
 
 
