@@ -91,7 +91,7 @@ class DetectConfig(Section):
                                description="deadline plan: an unpaced replay (processed as fast as it goes) is planned "
                                            "as frames of this rate, with fixed window costs; also the first estimate "
                                            "of a camera's rate")
-    budget_fraction: float = Field(0.85, ge=0.1, le=1.0,
+    budget_fraction: float = Field(0.7, ge=0.1, le=1.0,
                                    description="deadline plan: the share of each frame interval detection may fill; "
                                                "the rest is headroom for capture, tracking and jitter")
     workers: int = Field(2, ge=1, le=8, description="threads searching a frame's windows, each with its own models")

@@ -173,7 +173,9 @@ class FaceDetector:
             return self._merge(self._run(frame, jobs))
         choice = self._choose(frame, seq, regions, focus_regions, paced)
         jobs = [(r, True) for r in choice.focus] + [(regions[i], False) for i in choice.tiles]
-        found = self._run(frame, jobs, choice)
+        # an unpaced replay waits for no clock: its analyse and finish stages already fill both
+        # cores, and more threads would only contend with the finish stage (measured: slower)
+        found = self._run(frame, jobs, choice, parallel=paced)
         self.plan.done(choice)
         return self._merge(found)
 
@@ -182,7 +184,8 @@ class FaceDetector:
         full, near = _cost_key(self.net), _cost_key(self.focus_net)
         return self.plan.choose(seq, [(r.size, full) for r in regions], [(r, near) for r in focus], paced)
 
-    def _run(self, frame: np.ndarray, jobs: list[Job], choice: Choice | None = None) -> list[Detection]:
+    def _run(self, frame: np.ndarray, jobs: list[Job], choice: Choice | None = None,
+             parallel: bool = True) -> list[Detection]:
         def run(slot: Slot, job: Job) -> list[Detection]:
             net = slot[1] if job[1] else slot[0]
             if choice is None:
@@ -191,7 +194,7 @@ class FaceDetector:
             found = self.detect_region(frame, job[0], net)
             self.plan.ran(_cost_key(net), self.plan.clock() - start)
             return found
-        return [d for found in self.pool.map(run, jobs) for d in found]
+        return [d for found in self.pool.map(run, jobs, parallel) for d in found]
 
     def windows(self, width: int, height: int, seq: int | None) -> list[Region]:
         """The fixed plan's full-range windows in frame ``seq`` (all of them when seq is None).

@@ -39,7 +39,7 @@ GAIN_STEP = (0.8, 1.1)  # per frame: cut fast when a frame overran its deadline,
 class PlanSettings:
     """What the plan is told once: see the [detect] keys of the same names in config.py."""
 
-    budget_fraction: float = 0.85
+    budget_fraction: float = 0.7
     frame_budget_s: float = 0.0  # 0: the source's frame interval
     nominal_interval_s: float = 1 / 60
     min_discovery: int = 1

@@ -33,9 +33,10 @@ class WindowPool(Generic[Slot]):
         """How many jobs run at once."""
         return len(self.slots)
 
-    def map(self, run: Callable[[Slot, Job], Result], jobs: Sequence[Job]) -> list[Result]:
-        """``run(slot, job)`` for every job, results in job order; the first error is raised."""
-        if self._executor is None or len(jobs) < 2:
+    def map(self, run: Callable[[Slot, Job], Result], jobs: Sequence[Job], parallel: bool = True) -> list[Result]:
+        """``run(slot, job)`` for every job, results in job order; the first error is raised.
+        ``parallel`` False runs them one after another on the calling thread."""
+        if self._executor is None or len(jobs) < 2 or not parallel:
             return [self._with_slot(run, job) for job in jobs]
         return list(self._executor.map(lambda job: self._with_slot(run, job), jobs))
 
