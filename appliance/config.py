@@ -73,11 +73,31 @@ class DetectConfig(Section):
                                   description="edges of the square tiles covering the frame, px")
     tile_overlap: float = Field(0.25, ge=0.0, le=0.5)
     whole_frame: bool = True
+    search_plan: Literal["deadline", "fixed"] = Field(
+        "deadline", description="deadline: each frame searches what fits its time budget, stalest tiles first; "
+                                "fixed: the whole frame, discovery_windows tiles in turn and focus_windows per frame")
     discovery_windows: int = Field(2, ge=0, le=256,
-                                   description="tiles searched per frame in turn (0: every tile, every frame)")
+                                   description="fixed plan: tiles searched per frame in turn (0: every tile, every "
+                                               "frame); deadline plan: the least searched per frame, even over budget")
     focus_tracks: bool = Field(True, description="short-range search around the live tracks")
-    focus_windows: int = Field(8, ge=0, le=256,
-                               description="focus windows per frame, tracks least recently found first (0: every track)")
+    focus_windows: int = Field(0, ge=0, le=256,
+                               description="focus windows per frame at most, tracks least recently found first "
+                                           "(0: every track; the deadline plan stops at its budget; the fixed "
+                                           "plan's earlier default was 8)")
+    frame_budget_ms: float = Field(0.0, ge=0.0, le=10000.0,
+                                   description="deadline plan: the frame interval to plan for (0: the source's, "
+                                               "measured from its frames; an unpaced replay uses nominal_fps)")
+    nominal_fps: float = Field(60.0, ge=1.0, le=240.0,
+                               description="deadline plan: an unpaced replay (processed as fast as it goes) is planned "
+                                           "as frames of this rate, with fixed window costs; also the first estimate "
+                                           "of a camera's rate")
+    budget_fraction: float = Field(0.7, ge=0.1, le=1.0,
+                                   description="deadline plan: the share of each frame interval detection may fill; "
+                                               "the rest is headroom for capture, tracking and jitter")
+    workers: int = Field(2, ge=1, le=8, description="threads searching a frame's windows, each with its own models")
+    coverage_target_s: float = Field(0.5, ge=0.05, le=60.0,
+                                     description="deadline plan: a tile unsearched this long is overdue; overdue tiles "
+                                                 "left out for budget are counted (plan_windows_skipped)")
 
     @model_validator(mode="after")
     def _tiles(self) -> "DetectConfig":
@@ -87,6 +107,18 @@ class DetectConfig(Section):
             raise ValueError("tile_sizes is empty and whole_frame is false: nothing would be searched; "
                              "list tile sizes or set whole_frame = true")
         return self
+
+    @model_validator(mode="after")
+    def _plan_keys(self) -> "DetectConfig":
+        deadline_only = sorted(DEADLINE_KEYS & self.model_fields_set)
+        if self.search_plan == "fixed" and deadline_only:
+            raise ValueError(f"{', '.join(deadline_only)} only apply to search_plan = \"deadline\"; "
+                             "remove them or choose the deadline plan")
+        return self
+
+
+# the deadline plan's own keys: refused with search_plan = "fixed"
+DEADLINE_KEYS = frozenset({"frame_budget_ms", "nominal_fps", "budget_fraction", "coverage_target_s"})
 
 
 class QualityConfig(Section):

@@ -16,15 +16,29 @@ class StageTimes:
 
     def __init__(self) -> None:
         self.samples: dict[str, deque] = defaultdict(lambda: deque(maxlen=WINDOW))
+        self.cpu_samples: dict[str, deque] = defaultdict(lambda: deque(maxlen=WINDOW))  # the thread's CPU ms
 
     @contextmanager
     def stage(self, name: str) -> Iterator[None]:
         """Time the enclosed block as one sample of stage ``name``."""
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.thread_time()
         try:
             yield
         finally:
             self.samples[name].append((time.perf_counter() - start) * 1000)
+            self.cpu_samples[name].append((time.thread_time() - cpu) * 1000)
+
+    def recent_ms(self, name: str, n: int = 20, cpu: bool = False) -> float:
+        """Mean of the last ``n`` samples of ``name`` (0 when none), wall or (``cpu``) the thread's CPU
+        time; safe while another thread adds."""
+        samples = (self.cpu_samples if cpu else self.samples).get(name)
+        recent = []
+        for i in range(1, n + 1):
+            try:
+                recent.append(samples[-i])  # indexing a deque is atomic; iterating it while it grows is not
+            except (IndexError, TypeError):
+                break
+        return sum(recent) / len(recent) if recent else 0.0
 
     def summary(self) -> dict[str, dict[str, float]]:
         """p50/p99/mean ms and count per stage."""

@@ -285,6 +285,8 @@ class Unit:
                 "frames": int(counters.get("frames", 0)),
                 "frames_per_s": round(runner.frames_per_s(), 2) if runner else 0.0,
                 "last_frame_age_s": round(time.monotonic() - last, 3) if last else None,
+                # the search plan's figures, with its coverage guarantee (plan_staleness_ms, _max_ms)
+                "search": self.engine.search_counters() if self.engine else {},
                 "deployment": deployment,
                 "watchlist_entries": self._watchlist_size(deployment),
                 "sinks": dict(self.sinks.counters) if self.sinks else {},

@@ -19,7 +19,7 @@ class ScriptedDetector:
     def __init__(self) -> None:
         self.seen = []
 
-    def detect(self, frame, seq=None, focus=()):
+    def detect(self, frame, seq=None, focus=(), paced=True):
         self.seen.append((frame.shape, [np.asarray(b).tolist() for b in focus]))
         return [Detection(np.array([20, 30, 60, 70], np.float32), 0.9, KPS.copy())]
 

@@ -31,6 +31,9 @@ class Frame:
     lores: np.ndarray | None = field(default=None, repr=False)
     lores_scale: float = 1.0
     sensor_ts_ns: int | None = None  # the sensor's exposure timestamp, when the camera gives one
+    # False for an unpaced replay: frames come as fast as they are taken, so their spacing is
+    # not a frame rate the search plan could budget by (it uses [detect] nominal_fps instead)
+    paced: bool = True
 
 
 class FrameSource(Protocol):

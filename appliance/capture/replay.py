@@ -132,7 +132,8 @@ class ReplaySource:
                     delay = due - time.monotonic()
                     if delay > 0 and self._stop.wait(delay):
                         return
-                yield Frame(seq, time.monotonic() if captured is None else captured, image, self.camera_id)
+                yield Frame(seq, time.monotonic() if captured is None else captured, image, self.camera_id,
+                            paced=self.live)
                 seq += 1
                 produced += 1
             if produced == 0:

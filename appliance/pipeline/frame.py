@@ -60,7 +60,7 @@ class FrameProcessor:
         """Stage one: detect, gate, align and track; choose which faces to embed."""
         d = self.cfg.detect
         focus = self.tracker.predictions(frame.seq, d.focus_windows) if d.focus_tracks else ()
-        faces = self.engine.analyse(frame.image, frame.seq, focus, frame.lores, frame.lores_scale)
+        faces = self.engine.analyse(frame.image, frame.seq, focus, frame.lores, frame.lores_scale, frame.paced)
         # counts only: never a box, crop or vector of a face that may not match
         log.debug("frame %d: %d face(s), %d passed the quality gate", frame.seq, len(faces),
                   sum(f.reject is None for f in faces))
@@ -68,6 +68,8 @@ class FrameProcessor:
             tracks = self.tracker.update(frame.seq, [f.det.box for f in faces], frame.t_mono)
         self.counters["frames"] += 1
         self.counters["faces_seen"] += len(faces)
+        for key, value in self.engine.search_counters().items():  # the plan's own totals and gauges
+            self.counters[key] = value
         for face in faces:
             if face.reject:
                 self.counters[f"quality_reject_{face.reject}"] += 1

@@ -15,6 +15,8 @@ import numpy as np
 
 from ..inference.base import Model
 from .blazeface import FULL_RANGE, SHORT_RANGE, AnchorSpec, decode, make_anchors
+from .plan import Choice, SearchPlan
+from .pool import WindowPool
 
 SPECS = {"blazeface-full": FULL_RANGE, "blazeface-short": SHORT_RANGE}
 EDGE_MARGIN = 0.01  # fraction of a tile: a box this close to an inner edge is cut
@@ -120,54 +122,91 @@ def focus_region(box: np.ndarray, width: int, height: int) -> Region:
     return Region(x, y, size, (x > 0, y > 0, x + size < width, y + size < height))
 
 
+@dataclass(frozen=True)
+class SearchSettings:
+    """How the detector searches a frame: see [detect] in config.py."""
+
+    score_threshold: float = 0.5
+    nms_iou: float = 0.3
+    tile_sizes: tuple[int, ...] = (320, 768)
+    tile_overlap: float = 0.25
+    whole_frame: bool = True
+    discovery_windows: int = 0
+
+
+Slot = tuple[Net, Net]  # one worker's full-range net and focus net
+Job = tuple[Region, bool]  # a window and whether it is a focus window
+
+
 class FaceDetector:
     """BlazeFace over a tile pyramid; returns merged detections in frame pixels.
 
-    On a single image every window is searched. In a stream (``seq`` given) the
-    whole frame is searched every frame (near faces, found at once), the tiles in
-    turn, ``discovery_windows`` per frame, and every live track gets a small focus
-    window around its predicted box, searched by the short-range model when one is
-    given. New far faces are thus found within a few frames, and known faces are
-    followed cheaply in every frame.
+    On a single image every window is searched. In a stream (``seq`` given) the windows
+    come from the search plan: with a :class:`SearchPlan` (the deadline plan) focus windows
+    around the live tracks first, then as many discovery windows (the whole frame and the
+    tiles, stalest first) as fit the frame's time budget; without one (the fixed plan) the
+    whole frame every frame, ``discovery_windows`` tiles in turn and every focus window.
+    Focus windows run the short-range model when one is given. The windows of a frame run
+    over the pool's workers, each with its own copy of the nets.
     """
 
-    def __init__(self, net: Net, score_threshold: float, nms_iou: float, tile_sizes: tuple[int, ...],
-                 tile_overlap: float, whole_frame: bool, discovery_windows: int = 0,
-                 focus_net: Net | None = None) -> None:
-        self.net = net
-        self.focus_net = focus_net or net
-        self.score_threshold = score_threshold
-        self.nms_iou = nms_iou
-        self.tile_sizes = tile_sizes
-        self.tile_overlap = tile_overlap
-        self.whole_frame = whole_frame
-        self.discovery_windows = discovery_windows
+    def __init__(self, slots: list[Slot], search: SearchSettings, plan: SearchPlan | None = None) -> None:
+        self.net, self.focus_net = slots[0]
+        self.pool: WindowPool[Slot] = WindowPool(slots)
+        self.search = search
+        self.plan = plan
 
     def models(self) -> list:
-        """The full-range model and the focus model (the same one when no short-range model is given)."""
-        return list({id(m): m for m in (self.net.model, self.focus_net.model)}.values())
+        """Every worker's full-range and focus models, once each."""
+        found = [m for net, focus in self.pool.slots for m in (net.model, focus.model)]
+        return list({id(m): m for m in found}.values())
 
     def detect(self, frame: np.ndarray, seq: int | None = None,
-               focus: list[np.ndarray] | tuple = ()) -> list[Detection]:
-        """Find faces in a BGR frame (all windows when ``seq`` is None)."""
+               focus: list[np.ndarray] | tuple = (), paced: bool = True) -> list[Detection]:
+        """Find faces in a BGR frame (all windows when ``seq`` is None); ``paced`` False: an unpaced
+        replay, planned at the nominal frame rate."""
         h, w = frame.shape[:2]
-        found: list[Detection] = []
-        for region in self.windows(w, h, seq):
-            found.extend(self.detect_region(frame, region))
-        for box in focus:
-            found.extend(self.detect_region(frame, focus_region(box, w, h), self.focus_net))
+        regions = plan_regions(w, h, self.search.tile_sizes, self.search.tile_overlap, self.search.whole_frame)
+        focus_regions = [focus_region(box, w, h) for box in focus]
+        if seq is None or self.plan is None:
+            jobs = [(r, False) for r in self.windows(w, h, seq)] + [(r, True) for r in focus_regions]
+            return self._merge(self._run(frame, jobs))
+        choice = self._choose(frame, seq, regions, focus_regions, paced)
+        jobs = [(r, True) for r in choice.focus] + [(regions[i], False) for i in choice.tiles]
+        # an unpaced replay waits for no clock: its analyse and finish stages already fill both
+        # cores, and more threads would only contend with the finish stage (measured: slower)
+        found = self._run(frame, jobs, choice, parallel=paced)
+        self.plan.done(choice)
         return self._merge(found)
 
-    def windows(self, width: int, height: int, seq: int | None) -> list[Region]:
-        """The full-range windows to search in frame ``seq`` (all of them when seq is None).
+    def _choose(self, frame: np.ndarray, seq: int, regions: list[Region], focus: list[Region],
+                paced: bool) -> Choice:
+        full, near = _cost_key(self.net), _cost_key(self.focus_net)
+        return self.plan.choose(seq, [(r.size, full) for r in regions], [(r, near) for r in focus], paced)
 
-        In a stream the whole frame is searched every frame and the tiles in turn,
+    def _run(self, frame: np.ndarray, jobs: list[Job], choice: Choice | None = None,
+             parallel: bool = True) -> list[Detection]:
+        def run(slot: Slot, job: Job) -> list[Detection]:
+            net = slot[1] if job[1] else slot[0]
+            if choice is None:
+                return self.detect_region(frame, job[0], net)
+            start = self.plan.clock()
+            found = self.detect_region(frame, job[0], net)
+            self.plan.ran(_cost_key(net), self.plan.clock() - start)
+            return found
+        return [d for found in self.pool.map(run, jobs, parallel) for d in found]
+
+    def windows(self, width: int, height: int, seq: int | None) -> list[Region]:
+        """The fixed plan's full-range windows in frame ``seq`` (all of them when seq is None).
+
+        The whole frame is searched every frame and the tiles in turn,
         ``discovery_windows`` of them per frame, so the frame is covered every
         ceil(tiles / discovery_windows) frames.
         """
-        regions = plan_regions(width, height, self.tile_sizes, self.tile_overlap, self.whole_frame)
-        budget = self.discovery_windows
-        whole = regions[:1] if self.whole_frame else []
+        s = self.search
+        regions = plan_regions(width, height, s.tile_sizes, s.tile_overlap, s.whole_frame)
+        budget = s.discovery_windows
+        whole = regions[:1] if s.whole_frame else []
         tiles = regions[len(whole):]
         if seq is None or budget <= 0 or budget >= len(tiles):
             return regions
@@ -179,7 +218,7 @@ class FaceDetector:
         net = net or self.net
         raw_boxes, raw_scores = net.model.run(_window(frame, region, net.spec.input_size))
         boxes, scores, kps = decode(raw_boxes[0], raw_scores[0], net.anchors,
-                                    net.spec.input_size, self.score_threshold)
+                                    net.spec.input_size, self.search.score_threshold)
         out = []
         for box, score, kp in zip(boxes, scores, kps):
             if _cut_by_inner_edge(box, region):
@@ -193,5 +232,11 @@ class FaceDetector:
             return []
         xywh = [[float(d.box[0]), float(d.box[1]), float(d.box[2] - d.box[0]), float(d.box[3] - d.box[1])]
                 for d in found]
-        keep = cv2.dnn.NMSBoxes(xywh, [d.score for d in found], self.score_threshold, self.nms_iou)
+        s = self.search
+        keep = cv2.dnn.NMSBoxes(xywh, [d.score for d in found], s.score_threshold, s.nms_iou)
         return [found[i] for i in np.asarray(keep).reshape(-1)]
+
+
+def _cost_key(net: Net) -> tuple[str, int]:
+    """What a window's cost depends on: the model and its input size."""
+    return (net.model.name, net.spec.input_size)

@@ -14,8 +14,9 @@ class Detector(Protocol):
     """Finds faces in a BGR image: boxes xyxy and keypoints (eye, eye, nose, mouth centre, ...)."""
 
     def detect(self, frame: np.ndarray, seq: int | None = None,
-               focus: Sequence[np.ndarray] = ()) -> list[Detection]:
-        """Faces in ``frame``; ``seq`` and ``focus`` (predicted track boxes) let a detector plan a stream."""
+               focus: Sequence[np.ndarray] = (), paced: bool = True) -> list[Detection]:
+        """Faces in ``frame``; ``seq``, ``focus`` (predicted track boxes) and ``paced`` (False: an
+        unpaced replay, whose frame spacing is no frame rate) let a detector plan a stream."""
         ...
 
     def models(self) -> list:

@@ -13,6 +13,7 @@ ablation in docs/accuracy.md measured each step).
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,10 +26,11 @@ from ..errors import ApplianceError, InputError
 from ..modelstore import load_manifest
 from ..timing import StageTimes
 from .align import align
-from .detect import Detection, FaceDetector, Net
+from .detect import Detection, FaceDetector, Net, SearchSettings
 from .detector import Detector, scaled
 from .embed import Embedder
 from .mesh import MESH_MODEL, FaceMesh
+from .plan import PlanSettings, SearchPlan
 from .quality import QualityGate, yaw_of
 
 EMBEDDER = "mobilefacenet"
@@ -98,12 +100,12 @@ class FaceEngine:
     """Detector, quality gate, aligner and embedder on one inference backend."""
 
     def __init__(self, detector: Detector, embedder: Embedder, gate: QualityGate,
-                 mesh: FaceMesh | None = None) -> None:
+                 mesh: FaceMesh | None = None, times: StageTimes | None = None) -> None:
         self.detector = detector
         self.embedder = embedder
         self.gate = gate
         self.mesh = mesh
-        self.times = StageTimes()
+        self.times = times or StageTimes()
 
     @classmethod
     def from_config(cls, cfg: Config) -> "FaceEngine":
@@ -113,16 +115,12 @@ class FaceEngine:
 
         if backend.KEY == npu.BACKEND:  # SCRFD + ArcFace on the NPU
             return npu.open_npu_engine(cfg, settings)
-        d = cfg.detect
-        net = Net.of(backend.open_model(d.model, settings), d.model)
-        focus = None
-        if d.focus_tracks and d.model != FOCUS_MODEL:
-            focus = Net.of(backend.open_model(FOCUS_MODEL, settings), FOCUS_MODEL)
-        detector = FaceDetector(net, d.score_threshold, d.nms_iou, tuple(d.tile_sizes), d.tile_overlap,
-                                d.whole_frame, d.discovery_windows, focus)
+        times = StageTimes()
+        detector = FaceDetector([_worker_nets(backend, settings, cfg) for _ in range(cfg.detect.workers)],
+                                search_settings(cfg), search_plan(cfg, times))
         embedder = Embedder(backend.open_model(EMBEDDER, settings), load_manifest()[EMBEDDER].model_id, flip=True)
         mesh = FaceMesh(backend.open_model(MESH_MODEL, settings))
-        return cls(detector, embedder, QualityGate(cfg.quality), mesh)
+        return cls(detector, embedder, QualityGate(cfg.quality), mesh, times)
 
     @property
     def backend(self) -> str:
@@ -136,9 +134,16 @@ class FaceEngine:
         return list({id(m): m for m in found}.values())
 
     def close(self) -> None:
-        """Release every model's runtime resources."""
+        """Stop the detector's workers and release every model's runtime resources."""
+        if isinstance(self.detector, FaceDetector):
+            self.detector.pool.close()
         for model in self.models():
             model.close()
+
+    def search_counters(self) -> dict[str, int]:
+        """The search plan's counters and coverage figures (empty for a detector without a plan)."""
+        plan = self.detector.plan if isinstance(self.detector, FaceDetector) else None
+        return dict(plan.counters) if plan is not None else {}
 
     def __enter__(self) -> "FaceEngine":
         return self
@@ -159,21 +164,22 @@ class FaceEngine:
         return faces
 
     def analyse(self, frame: np.ndarray, seq: int | None = None, focus: list | tuple = (),
-                lores: np.ndarray | None = None, lores_scale: float = 1.0) -> list[Face]:
+                lores: np.ndarray | None = None, lores_scale: float = 1.0, paced: bool = True) -> list[Face]:
         """Detect, align and gate the faces of a frame, without embedding them.
 
         ``seq`` and ``focus`` (predicted track boxes) select the stream search plan
         of :meth:`FaceDetector.detect`; without them the whole frame is searched.
         With ``lores`` (the camera's smaller stream of the same exposure, ``lores_scale``
         main pixels per lores pixel) faces are found on lores and cropped from ``frame``.
+        ``paced`` False (an unpaced replay) plans the search at the nominal frame rate.
         """
         frame = as_bgr(frame)
         with self.times.stage("detect"):
             if lores is None:
-                dets = self.detector.detect(frame, seq, focus)
+                dets = self.detector.detect(frame, seq, focus, paced)
             else:
                 small = [np.asarray(b) / lores_scale for b in focus]
-                dets = scaled(self.detector.detect(as_bgr(lores), seq, small), lores_scale)
+                dets = scaled(self.detector.detect(as_bgr(lores), seq, small, paced), lores_scale)
         faces = []
         with self.times.stage("align_quality"):
             for det in dets:
@@ -238,6 +244,44 @@ class FaceEngine:
             raise EnrolmentReject(f"low_quality:{face.reject}")
         return Enrolment(face.embedding, self.model_id, thumbnail(image, face.det),
                          [round(float(v), 1) for v in face.det.box], face.quality)
+
+
+def _worker_nets(backend, settings, cfg: Config) -> tuple[Net, Net]:
+    """One detector worker's own copies of the full-range net and the focus net."""
+    d = cfg.detect
+    net = Net.of(backend.open_model(d.model, settings), d.model)
+    if d.focus_tracks and d.model != FOCUS_MODEL:
+        return net, Net.of(backend.open_model(FOCUS_MODEL, settings), FOCUS_MODEL)
+    return net, net
+
+
+def search_settings(cfg: Config) -> SearchSettings:
+    """The detector's [detect] search keys."""
+    d = cfg.detect
+    return SearchSettings(d.score_threshold, d.nms_iou, tuple(d.tile_sizes), d.tile_overlap, d.whole_frame,
+                          d.discovery_windows)
+
+
+def search_plan(cfg: Config, times: StageTimes) -> SearchPlan | None:
+    """The deadline plan of [detect] (None: the fixed plan); its reserve is the embed/match stage's
+    recent CPU time, read from ``times``."""
+    d = cfg.detect
+    if d.search_plan != "deadline":
+        return None
+    settings = PlanSettings(d.budget_fraction, d.frame_budget_ms / 1000, 1 / d.nominal_fps, d.discovery_windows,
+                            d.workers, available_cpus(), d.coverage_target_s)
+    return SearchPlan(settings, lambda: embed_reserve_s(times))
+
+
+def embed_reserve_s(times: StageTimes) -> float:
+    """The CPU seconds the embed/match stage recently took a frame: CPU rather than wall time,
+    since its wall time grows with the very detection work it is reserved from."""
+    return (times.recent_ms("embed", cpu=True) + times.recent_ms("match_decide", cpu=True)) / 1000
+
+
+def available_cpus() -> int:
+    """CPUs this process may run on."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
 def thumbnail(image: np.ndarray, det: Detection, size: int = THUMBNAIL_PX) -> bytes:

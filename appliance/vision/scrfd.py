@@ -136,9 +136,9 @@ class SCRFDDetector:
         """The one SCRFD model."""
         return [self.model]
 
-    def detect(self, frame: np.ndarray, seq: int | None = None, focus=()) -> list[Detection]:
-        """Faces in a BGR frame, in frame pixels. One whole-frame pass: ``seq`` and ``focus`` are
-        accepted for the detector protocol and not needed (the NPU sees every frame whole)."""
+    def detect(self, frame: np.ndarray, seq: int | None = None, focus=(), paced: bool = True) -> list[Detection]:
+        """Faces in a BGR frame, in frame pixels. One whole-frame pass: ``seq``, ``focus`` and ``paced``
+        are accepted for the detector protocol and not needed (the NPU sees every frame whole)."""
         pixels, scale = letterbox(frame, self.input_size)
         outputs = self.model.run(pixels[None])
         boxes, scores, kps = decode(outputs, self.input_size, self.score_threshold)
