@@ -28,6 +28,7 @@ from .align import align
 from .detect import Detection, FaceDetector, Net
 from .detector import Detector, scaled
 from .embed import Embedder
+from .lowlight import FrameLift
 from .mesh import MESH_MODEL, FaceMesh
 from .quality import QualityGate, yaw_of
 
@@ -98,11 +99,12 @@ class FaceEngine:
     """Detector, quality gate, aligner and embedder on one inference backend."""
 
     def __init__(self, detector: Detector, embedder: Embedder, gate: QualityGate,
-                 mesh: FaceMesh | None = None) -> None:
+                 mesh: FaceMesh | None = None, lift: FrameLift | None = None) -> None:
         self.detector = detector
         self.embedder = embedder
         self.gate = gate
         self.mesh = mesh
+        self.lift = lift or FrameLift()  # the detector's view of a dark frame (lowlight.py)
         self.times = StageTimes()
 
     @classmethod
@@ -122,7 +124,7 @@ class FaceEngine:
                                 d.whole_frame, d.discovery_windows, focus)
         embedder = Embedder(backend.open_model(EMBEDDER, settings), load_manifest()[EMBEDDER].model_id, flip=True)
         mesh = FaceMesh(backend.open_model(MESH_MODEL, settings))
-        return cls(detector, embedder, QualityGate(cfg.quality), mesh)
+        return cls(detector, embedder, QualityGate(cfg.quality), mesh, FrameLift(d.lowlight_lift_below, d.lowlight_max_gain))
 
     @property
     def backend(self) -> str:
@@ -170,10 +172,10 @@ class FaceEngine:
         frame = as_bgr(frame)
         with self.times.stage("detect"):
             if lores is None:
-                dets = self.detector.detect(frame, seq, focus)
+                dets = self.detector.detect(self.lift(frame), seq, focus)
             else:
                 small = [np.asarray(b) / lores_scale for b in focus]
-                dets = scaled(self.detector.detect(as_bgr(lores), seq, small), lores_scale)
+                dets = scaled(self.detector.detect(self.lift(as_bgr(lores)), seq, small), lores_scale)
         faces = []
         with self.times.stage("align_quality"):
             for det in dets:

@@ -61,13 +61,16 @@ class DetectionProbe:
         del self.engine.analyse
 
 
-def run_clip(engine, clip: CrowdClip, workdir: Path, on_frame=None) -> dict:
-    """Replay ``clip`` at 15 frames/s paced through the unit; score it against its truth."""
+def run_clip(engine, clip: CrowdClip, workdir: Path, on_frame=None, config: dict | None = None) -> dict:
+    """Replay ``clip`` at 15 frames/s paced through the unit (``config``: sections over the
+    defaults, as the engine was built with); score it against its truth."""
     from lfr_tools.replay import replay  # noqa: PLC0415
 
     data = workdir / "unit-data"
     shutil.rmtree(data, ignore_errors=True)
-    cfg = {"unit": {"data_dir": str(data)}, "capture": {"source": str(clip.frames), "fps": FPS}}
+    config = config or {}
+    cfg = {**config, "unit": {"data_dir": str(data)},
+           "capture": {"source": str(clip.frames), "fps": FPS, **config.get("capture", {})}}
     probe = DetectionProbe(engine, on_frame)
     try:
         result = replay(cfg, engine=engine, enrol=clip.enrol, config_path=workdir / "crowd.toml")
@@ -129,23 +132,25 @@ def met(row: dict, night: bool) -> dict:
             "first_detection_p90": p90 is not None and p90 <= TARGETS["first_detection_p90_s"]}
 
 
-def run_shapes(out_dir: Path, shapes: list[str] | None = None, seed: int = SEED) -> dict:
-    """Compose (cached under out_dir/work/crowd) and run each shape, with rich progress."""
+def run_shapes(out_dir: Path, shapes: list[str] | None = None, seed: int = SEED,
+               config: dict | None = None) -> dict:
+    """Compose (cached under out_dir/work/crowd) and run each shape, with rich progress;
+    ``config`` (sections over the defaults) serves measurements of other settings."""
     from rich.progress import Progress  # noqa: PLC0415
 
-    from appliance.config import Config  # noqa: PLC0415
+    from appliance.config import parse_config  # noqa: PLC0415
     from appliance.vision.engine import FaceEngine  # noqa: PLC0415
 
     workdir = Path(out_dir) / "work" / "crowd"
     rows: dict[str, dict] = {}
-    engine = FaceEngine.from_config(Config())
+    engine = FaceEngine.from_config(parse_config(config or {}, workdir / "crowd.toml"))
     with engine, Progress() as progress:
         for name in shapes or list(SHAPES):
             task = progress.add_task(f"{name}: composing", total=SHAPES[name].frames)
             clip = compose_crowd(LFW_DEV, workdir, name, seed, engine=engine,
                                  progress=lambda done, total: progress.update(task, completed=done))
             progress.reset(task, total=SHAPES[name].frames, description=f"{name}: 15 fps paced")
-            rows[name] = run_clip(engine, clip, workdir,
+            rows[name] = run_clip(engine, clip, workdir, config=config,
                                   on_frame=lambda seq: progress.update(task, completed=seq + 1))
     return rows
 
