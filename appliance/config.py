@@ -98,6 +98,10 @@ class DetectConfig(Section):
     coverage_target_s: float = Field(0.5, ge=0.05, le=60.0,
                                      description="deadline plan: a tile unsearched this long is overdue; overdue tiles "
                                                  "left out for budget are counted (plan_windows_skipped)")
+    lowlight_lift_below: float = Field(
+        70.0, ge=0.0, le=255.0,
+        description="a frame darker than this mean grey is searched on a gained copy (0: never)")
+    lowlight_max_gain: float = Field(3.0, ge=1.0, le=8.0, description="the most that copy is gained")
 
     @model_validator(mode="after")
     def _tiles(self) -> "DetectConfig":
@@ -129,6 +133,15 @@ class QualityConfig(Section):
     min_brightness: float = Field(40.0, ge=0.0, le=255.0)
     max_brightness: float = Field(225.0, ge=0.0, le=255.0)
     max_yaw: float = Field(0.6, ge=0.0, le=1.0, description="nose offset / eye distance")
+    lowlight_min_brightness: float = Field(
+        15.0, ge=0.0, le=255.0,
+        description="a face darker than min_brightness is kept down to this mean grey when its contrast allows "
+                    "(at or above min_brightness: no low-light rule)")
+    lowlight_min_contrast: float = Field(
+        8.0, ge=0.0, le=128.0, description="grey standard deviation a face below min_brightness needs")
+    lowlight_sharpness_gain: float = Field(
+        2.0, ge=1.0, le=8.0,
+        description="a dark face's sharpness is judged as if exposed at min_brightness, gain up to this (1: off)")
 
     @model_validator(mode="after")
     def _brightness_order(self) -> "QualityConfig":
