@@ -6,8 +6,8 @@ and its match history (subject index, score), and while it lives its template
 (template.py, in memory, wiped when the track ends): never a non-matching face's
 crop, and nothing of a face once its track has ended.
 
-Re-joining: a box that no live track claims, found where a track lost in the last
-``rejoin_s`` seconds of capture time was heading (its constant-velocity prediction, a reach that
+Re-joining: a box that no live track claims, found where a track that ended (lost for
+more than ``max_missed`` frames) in the last ``rejoin_s`` seconds of capture time was heading (its constant-velocity prediction, a reach that
 grows with the gap, a similar face size), continues that track (same id, history and
 alerted subjects) instead of starting a new one. The re-joined track is on probation
 (``rejoined_at``) until its first match: a match naming a subject its history does not
@@ -125,8 +125,7 @@ class Tracker:
                 assigned[i] = self.tracks[tid]
                 used.add(tid)
         for i, box in enumerate(boxes):
-            track = assigned.get(i) or self._rejoin(np.asarray(box, np.float32), seq, used_ids(assigned)) \
-                or self._new(box, seq)
+            track = assigned.get(i) or self._rejoin(np.asarray(box, np.float32), seq) or self._new(box, seq)
             self._move(track, np.asarray(box, np.float32), seq)
             assigned[i] = track
         return [assigned[i] for i in range(len(boxes))]
@@ -156,17 +155,18 @@ class Tracker:
                      key=lambda t: (t.last_seq, t.last_embedded, t.track_id))
         return [t.predicted(seq) for t in (due[:budget] if budget else due)]
 
-    def _rejoin(self, box: np.ndarray, seq: int, taken: set[int]) -> Track | None:
-        """The lost (or long-missed live) track whose predicted box this box continues, if any."""
+    def _rejoin(self, box: np.ndarray, seq: int) -> Track | None:
+        """The lost track whose predicted box this box continues, if any. Only ended tracks:
+        a live track that missed a frame or two is the association's (offering it here let a
+        passer-by's new box take a crowd member's track, who then alerted again on a new one)."""
         if not self.rejoin_s:
             return None
-        candidates = [t for t in (*self.tracks.values(), *self.lost.values())
-                      if t.track_id not in taken and seq - t.last_seq >= 2 and self._now - t.last_t <= self.rejoin_s]
-        scored = [(d, t.track_id, t) for t in candidates if (d := rejoin_distance(t, box, seq)) is not None]
+        scored = [(d, t.track_id, t) for t in self.lost.values()
+                  if self._now - t.last_t <= self.rejoin_s and (d := rejoin_distance(t, box, seq)) is not None]
         if not scored:
             return None
         track = min(scored, key=lambda s: (s[0], -s[1]))[2]
-        self.lost.pop(track.track_id, None)
+        del self.lost[track.track_id]
         self.tracks[track.track_id] = track
         track.rejoined_at = seq
         drop_template(track)  # the template restarts: it must not mix two people if the join is wrong
@@ -191,11 +191,6 @@ class Tracker:
                 self.lost[tid] = track
         for tid in [tid for tid, t in self.lost.items() if self._now - t.last_t > self.rejoin_s]:
             del self.lost[tid]
-
-
-def used_ids(assigned: dict[int, Track]) -> set[int]:
-    """Ids of the tracks already given a box this frame."""
-    return {t.track_id for t in assigned.values()}
 
 
 def rejoin_distance(track: Track, box: np.ndarray, seq: int) -> float | None:
