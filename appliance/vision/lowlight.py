@@ -1,7 +1,7 @@
 """Low light: what changes when a frame or a face is dark (night, a dim street, gain noise).
 
 Measured on the crowd clips (brightness x0.35 plus sensor noise; tools/lfr_tools/crowd.py,
-docs/accuracy.md "Low light"), three findings shape this module:
+docs/accuracy.md "Crowd clips and low light"), three findings shape this module:
 
 - the detector misses more dark faces: BlazeFace sees a dark frame with little contrast, so a
   dark frame is searched on a gained copy (the gate, the alignment and the embedding still
