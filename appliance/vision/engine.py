@@ -124,7 +124,8 @@ class FaceEngine:
                                 d.whole_frame, d.discovery_windows, focus)
         embedder = Embedder(backend.open_model(EMBEDDER, settings), load_manifest()[EMBEDDER].model_id, flip=True)
         mesh = FaceMesh(backend.open_model(MESH_MODEL, settings))
-        return cls(detector, embedder, QualityGate(cfg.quality), mesh, FrameLift(d.lowlight_lift_below, d.lowlight_max_gain))
+        lift = FrameLift(d.lowlight_lift_below, d.lowlight_max_gain)
+        return cls(detector, embedder, QualityGate(cfg.quality), mesh, lift)
 
     @property
     def backend(self) -> str:
