@@ -158,3 +158,13 @@ def test_the_probe_ties_an_alert_to_the_face_it_was_raised_on_and_gives_analyse_
     assert probe.box_of(SimpleNamespace(quality={"height_px": 1.0, "det_score": 0.1}, frame_seq=7)) is None
     probe.close()
     assert "analyse" not in vars(engine)
+
+
+def test_without_lfw_dev_every_shape_is_skipped_with_the_reason(tmp_path, monkeypatch):
+    from lfr_tools.bench import crowd
+
+    monkeypatch.setattr(crowd, "LFW_DEV", tmp_path / "absent")
+    result = crowd.run(tmp_path)
+    assert set(result["shapes"]) == set(SHAPES)
+    assert all("absent" in row["skipped"] for row in result["shapes"].values())
+    assert not (tmp_path / "crowd.png").exists()
