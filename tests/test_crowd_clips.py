@@ -128,3 +128,43 @@ def test_targets_are_judged_per_shape():
                                     "coverage": True, "first_detection_p90": True}
     assert met(row, night=False)["listed_alerted"] is False
     assert json.loads(json.dumps(TARGETS))["coverage"] == 0.85
+
+
+class _Face:
+    def __init__(self, box, height, score):
+        from appliance.vision.detect import Detection
+
+        self.det = Detection(np.array(box, np.float32), score, np.zeros((6, 2), np.float32))
+        self.quality, self.reject = {"height_px": height, "det_score": score}, None
+
+
+class _Engine:
+    def analyse(self, frame, seq=None, *args, **kwargs):
+        return [_Face([0, 0, 40, 40], 40.0, 0.9), _Face([100, 0, 130, 30], 30.0, 0.8)]
+
+
+def test_the_probe_ties_an_alert_to_the_face_it_was_raised_on_and_gives_analyse_back():
+    from types import SimpleNamespace
+
+    from lfr_tools.bench.crowd import DetectionProbe
+
+    engine = _Engine()
+    probe = DetectionProbe(engine)
+    faces = engine.analyse(None, 7)
+    assert probe.boxes[7] == [[0, 0, 40, 40], [100, 0, 130, 30]]
+    assert probe.box_of(SimpleNamespace(quality=faces[1].quality, frame_seq=7)) == [100, 0, 130, 30]
+    copied = SimpleNamespace(quality=dict(faces[0].quality), frame_seq=7)
+    assert probe.box_of(copied) == [0, 0, 40, 40]
+    assert probe.box_of(SimpleNamespace(quality={"height_px": 1.0, "det_score": 0.1}, frame_seq=7)) is None
+    probe.close()
+    assert "analyse" not in vars(engine)
+
+
+def test_without_lfw_dev_every_shape_is_skipped_with_the_reason(tmp_path, monkeypatch):
+    from lfr_tools.bench import crowd
+
+    monkeypatch.setattr(crowd, "LFW_DEV", tmp_path / "absent")
+    result = crowd.run(tmp_path)
+    assert set(result["shapes"]) == set(SHAPES)
+    assert all("absent" in row["skipped"] for row in result["shapes"].values())
+    assert not (tmp_path / "crowd.png").exists()

@@ -28,6 +28,14 @@ def test_a_dark_frame_is_lifted_towards_the_target_and_a_day_frame_is_not_copied
     assert frame_gain(_frame(40), 0, 3.0, 110) == 1.0
 
 
+def test_a_lifted_frame_stays_valid_for_one_more_call():
+    lift = FrameLift(lift_below=70, max_gain=3.0, target=110)
+    first = lift(_frame(40))
+    second = lift(_frame(20))
+    assert first is not second and first.mean() == pytest.approx(110, abs=1)
+    assert lift(_frame(30)) is first  # the buffers alternate
+
+
 def test_a_dark_faces_sharpness_is_judged_as_if_exposed_at_the_floor():
     assert exposed_sharpness(10.0, 20.0, floor=40.0, max_gain=2.0) == pytest.approx(40.0)
     assert exposed_sharpness(10.0, 10.0, floor=40.0, max_gain=2.0) == pytest.approx(40.0)  # capped

@@ -1,7 +1,7 @@
 """Low light: what changes when a frame or a face is dark (night, a dim street, gain noise).
 
 Measured on the crowd clips (brightness x0.35 plus sensor noise; tools/lfr_tools/crowd.py,
-docs/accuracy.md "Low light"), three findings shape this module:
+docs/accuracy.md "Crowd clips and low light"), three findings shape this module:
 
 - the detector misses more dark faces: BlazeFace sees a dark frame with little contrast, so a
   dark frame is searched on a gained copy (the gate, the alignment and the embedding still
@@ -16,8 +16,6 @@ on the same clips (the embedder copes with dark faces better than with amplified
 the embedding sees the camera's pixels.
 """
 from __future__ import annotations
-
-from dataclasses import dataclass
 
 import cv2
 import numpy as np
@@ -37,25 +35,37 @@ def frame_gain(frame: np.ndarray, lift_below: float, max_gain: float, target: fl
     return float(min(max_gain, target / max(mean, 1.0)))
 
 
-def lifted(frame: np.ndarray, gain: float) -> np.ndarray:
-    """``frame`` scaled by ``gain`` (saturating), or the frame itself when the gain is 1."""
+def lifted(frame: np.ndarray, gain: float, out: np.ndarray | None = None) -> np.ndarray:
+    """``frame`` scaled by ``gain`` (saturating) into ``out`` when it fits, or the frame itself
+    when the gain is 1."""
     if gain <= 1.0:
         return frame
     lut = np.clip(np.arange(256, dtype=np.float32) * gain, 0, 255).astype(np.uint8)
-    return cv2.LUT(frame, lut)
+    if out is None or out.shape != frame.shape or out.dtype != frame.dtype:
+        return cv2.LUT(frame, lut)
+    return cv2.LUT(frame, lut, dst=out)
 
 
-@dataclass(frozen=True)
 class FrameLift:
-    """The detector's view of a dark frame: [detect] lowlight_lift_below and lowlight_max_gain."""
+    """The detector's view of a dark frame: [detect] lowlight_lift_below and lowlight_max_gain.
 
-    lift_below: float = 0.0
-    max_gain: float = 1.0
-    target: float = LIFT_TARGET
+    The lifted copy is written into one of two reused buffers (allocating a 1080p frame each
+    time cost as much as the gain itself): a lifted frame stays valid for one more call.
+    """
+
+    def __init__(self, lift_below: float = 0.0, max_gain: float = 1.0, target: float = LIFT_TARGET) -> None:
+        self.lift_below, self.max_gain, self.target = lift_below, max_gain, target
+        self._buffers: list[np.ndarray] = []
 
     def __call__(self, frame: np.ndarray) -> np.ndarray:
         """``frame`` as the detector should search it (the frame itself unless it is dark)."""
-        return lifted(frame, frame_gain(frame, self.lift_below, self.max_gain, self.target))
+        gain = frame_gain(frame, self.lift_below, self.max_gain, self.target)
+        if gain <= 1.0:
+            return frame
+        if len(self._buffers) < 2 or self._buffers[0].shape != frame.shape:
+            self._buffers = [np.empty_like(frame), np.empty_like(frame)]
+        self._buffers.reverse()
+        return lifted(frame, gain, self._buffers[0])
 
 
 def exposed_sharpness(sharpness: float, brightness: float, floor: float, max_gain: float) -> float:

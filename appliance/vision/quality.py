@@ -74,7 +74,8 @@ class QualityGate:
         c = self.cfg
         if q["height_px"] < c.min_face_px:
             return "size"
-        if exposed_sharpness(q["sharpness"], q["brightness"], c.min_brightness, c.lowlight_sharpness_gain) < c.min_sharpness:
+        sharp = exposed_sharpness(q["sharpness"], q["brightness"], c.min_brightness, c.lowlight_sharpness_gain)
+        if sharp < c.min_sharpness:
             return "blur"
         if not self._exposed(q):
             return "exposure"

@@ -118,7 +118,8 @@ def _enrollable(engine, path: Path) -> bool:
     return True
 
 
-def cast(engine, lfw: Path, shape: CrowdShape, rng: np.random.Generator) -> tuple[list[tuple[Sprite, Path]], list[Sprite]]:
+def cast(engine, lfw: Path, shape: CrowdShape,
+         rng: np.random.Generator) -> tuple[list[tuple[Sprite, Path]], list[Sprite]]:
     """Listed people (walking sprite from their second photo, enrolment photo the first) and
     distractors (first photo), all different people, in a seed-fixed order."""
     multi, anyone = _people(lfw, rng)

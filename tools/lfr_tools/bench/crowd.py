@@ -38,6 +38,7 @@ class DetectionProbe:
         self.boxes: dict[int, list[list[float]]] = {}
         self.rejects: dict[int, list[str | None]] = {}
         self._by_quality: dict[int, tuple[dict, list[float]]] = {}
+        self._by_frame: dict[int, list[tuple[dict, list[float]]]] = {}
         self.started: tuple[float, float] | None = None
         self._analyse = engine.analyse
         engine.analyse = self._wrapped
@@ -49,16 +50,23 @@ class DetectionProbe:
         if seq is not None:
             self.boxes[seq] = [[float(v) for v in f.det.box] for f in faces]
             self.rejects[seq] = [f.reject for f in faces]
-            for face, box in zip(faces, self.boxes[seq]):
-                self._by_quality[id(face.quality)] = (face.quality, box)
+            self._by_frame[seq] = [(face.quality, box) for face, box in zip(faces, self.boxes[seq])]
+            for quality, box in self._by_frame[seq]:
+                self._by_quality[id(quality)] = (quality, box)
             if self.on_frame is not None:
                 self.on_frame(seq)
         return faces
 
     def box_of(self, alert) -> list[float] | None:
-        """The face box an alert was raised on (its quality record is the face's own)."""
+        """The face box an alert was raised on: the face whose quality record the alert carries
+        (or, were it copied, the face of the alert's frame with the same size and score)."""
         held = self._by_quality.get(id(alert.quality))
-        return held[1] if held is not None and held[0] is alert.quality else None
+        if held is not None and held[0] is alert.quality:
+            return held[1]
+        key = ("height_px", "det_score")
+        same = [box for quality, box in self._by_frame.get(alert.frame_seq, ())
+                if all(quality.get(k) == alert.quality.get(k) for k in key)]
+        return same[0] if len(same) == 1 else None
 
     def close(self) -> None:
         """Give the engine its own ``analyse`` back."""
