@@ -29,6 +29,7 @@ from .align import align
 from .detect import Detection, FaceDetector, Net, SearchSettings
 from .detector import Detector, scaled
 from .embed import Embedder
+from .lowlight import FrameLift
 from .mesh import MESH_MODEL, FaceMesh
 from .plan import PlanSettings, SearchPlan
 from .quality import QualityGate, yaw_of
@@ -100,11 +101,13 @@ class FaceEngine:
     """Detector, quality gate, aligner and embedder on one inference backend."""
 
     def __init__(self, detector: Detector, embedder: Embedder, gate: QualityGate,
-                 mesh: FaceMesh | None = None, times: StageTimes | None = None) -> None:
+                 mesh: FaceMesh | None = None, times: StageTimes | None = None,
+                 lift: FrameLift | None = None) -> None:
         self.detector = detector
         self.embedder = embedder
         self.gate = gate
         self.mesh = mesh
+        self.lift = lift or FrameLift()  # the detector's view of a dark frame (lowlight.py)
         self.times = times or StageTimes()
 
     @classmethod
@@ -120,7 +123,9 @@ class FaceEngine:
                                 search_settings(cfg), search_plan(cfg, times))
         embedder = Embedder(backend.open_model(EMBEDDER, settings), load_manifest()[EMBEDDER].model_id, flip=True)
         mesh = FaceMesh(backend.open_model(MESH_MODEL, settings))
-        return cls(detector, embedder, QualityGate(cfg.quality), mesh, times)
+        d = cfg.detect
+        return cls(detector, embedder, QualityGate(cfg.quality), mesh, times,
+                   FrameLift(d.lowlight_lift_below, d.lowlight_max_gain))
 
     @property
     def backend(self) -> str:
@@ -176,10 +181,10 @@ class FaceEngine:
         frame = as_bgr(frame)
         with self.times.stage("detect"):
             if lores is None:
-                dets = self.detector.detect(frame, seq, focus, paced)
+                dets = self.detector.detect(self.lift(frame), seq, focus, paced)
             else:
                 small = [np.asarray(b) / lores_scale for b in focus]
-                dets = scaled(self.detector.detect(as_bgr(lores), seq, small, paced), lores_scale)
+                dets = scaled(self.detector.detect(self.lift(as_bgr(lores)), seq, small, paced), lores_scale)
         faces = []
         with self.times.stage("align_quality"):
             for det in dets:

@@ -8,6 +8,7 @@ import numpy as np
 
 from ..config import QualityConfig
 from .detect import Detection
+from .lowlight import dark_but_usable, exposed_sharpness
 
 REASONS = ("size", "blur", "exposure", "pose")
 
@@ -21,6 +22,11 @@ def sharpness(aligned_bgr: np.ndarray) -> float:
 def brightness(aligned_bgr: np.ndarray) -> float:
     """Mean grey level of the aligned face's central region."""
     return float(cv2.cvtColor(aligned_bgr[24:96, 24:88], cv2.COLOR_BGR2GRAY).mean())
+
+
+def contrast(aligned_bgr: np.ndarray) -> float:
+    """Standard deviation of the grey levels of the aligned face's central region."""
+    return float(cv2.cvtColor(aligned_bgr[24:96, 24:88], cv2.COLOR_BGR2GRAY).std())
 
 
 def yaw_of(landmarks: np.ndarray) -> float:
@@ -49,7 +55,8 @@ class QualityGate:
     def check(self, det: Detection, aligned_bgr: np.ndarray) -> tuple[str | None, dict]:
         """Return (reject reason or None, measured quality) for one face."""
         q = {"height_px": round(det.height, 1), "sharpness": round(sharpness(aligned_bgr), 1),
-             "brightness": round(brightness(aligned_bgr), 1), "yaw": round(yaw_ratio(det), 3),
+             "brightness": round(brightness(aligned_bgr), 1), "contrast": round(contrast(aligned_bgr), 1),
+             "yaw": round(yaw_ratio(det), 3),
              "det_score": round(det.score, 3)}
         reason = self._reason(q)
         if reason:
@@ -67,10 +74,18 @@ class QualityGate:
         c = self.cfg
         if q["height_px"] < c.min_face_px:
             return "size"
-        if q["sharpness"] < c.min_sharpness:
+        if exposed_sharpness(q["sharpness"], q["brightness"], c.min_brightness, c.lowlight_sharpness_gain) < c.min_sharpness:
             return "blur"
-        if not c.min_brightness <= q["brightness"] <= c.max_brightness:
+        if not self._exposed(q):
             return "exposure"
         if q["yaw"] > c.max_yaw:
             return "pose"
         return None
+
+    def _exposed(self, q: dict) -> bool:
+        """Within the brightness bounds, or below them but dark and usable (lowlight.py)."""
+        c = self.cfg
+        if q["brightness"] > c.max_brightness:
+            return False
+        return q["brightness"] >= c.min_brightness or dark_but_usable(
+            q["brightness"], q["contrast"], c.lowlight_min_brightness, c.lowlight_min_contrast)

@@ -6,7 +6,9 @@ a watchlist enrolled from the listed people's other photos, and scored against t
 truth: listed people alerted, false and duplicate alerts, visible-face coverage, delays from
 a walker's full appearance to first detection and to alert, frames/s, drops and CPU use.
 
-The detections are seen through a bench-only probe around the engine's ``analyse`` (the unit
+Each shape is also replayed unpaced (every frame processed, nothing dropped): its alert and
+coverage figures ("unpaced") do not depend on the machine's load, so settings can be compared
+on a shared machine. The detections are seen through a bench-only probe around the engine's ``analyse`` (the unit
 itself never logs a face box); an alert is tied to the detection it was raised on.
 Needs ../shared/datasets/lfw-dev; each shape reports "skipped" with the reason otherwise.
 """
@@ -21,6 +23,8 @@ from lfr_tools.crowd import FPS, SHAPES, CrowdClip, compose_crowd, visible
 from lfr_tools.paths import LFW_DEV
 
 SEED = 12
+UNPACED_KEYS = ("listed_alerted", "listed", "false_alerts", "duplicate_alerts", "coverage",
+                "coverage_gate_passed", "first_detection_s", "missed")
 TARGETS = {"listed_alerted_day": 0.9, "listed_alerted_night": 0.8, "false_alerts": 0,
            "duplicate_alerts": 0, "coverage": 0.85, "first_detection_p90_s": 0.5}
 
@@ -61,13 +65,16 @@ class DetectionProbe:
         del self.engine.analyse
 
 
-def run_clip(engine, clip: CrowdClip, workdir: Path, on_frame=None) -> dict:
-    """Replay ``clip`` at 15 frames/s paced through the unit; score it against its truth."""
+def run_clip(engine, clip: CrowdClip, workdir: Path, on_frame=None, config: dict | None = None) -> dict:
+    """Replay ``clip`` at 15 frames/s paced through the unit (``config``: sections over the
+    defaults, as the engine was built with); score it against its truth."""
     from lfr_tools.replay import replay  # noqa: PLC0415
 
     data = workdir / "unit-data"
     shutil.rmtree(data, ignore_errors=True)
-    cfg = {"unit": {"data_dir": str(data)}, "capture": {"source": str(clip.frames), "fps": FPS}}
+    config = config or {}
+    cfg = {**config, "unit": {"data_dir": str(data)},
+           "capture": {"source": str(clip.frames), "fps": FPS, **config.get("capture", {})}}
     probe = DetectionProbe(engine, on_frame)
     try:
         result = replay(cfg, engine=engine, enrol=clip.enrol, config_path=workdir / "crowd.toml")
@@ -129,25 +136,39 @@ def met(row: dict, night: bool) -> dict:
             "first_detection_p90": p90 is not None and p90 <= TARGETS["first_detection_p90_s"]}
 
 
-def run_shapes(out_dir: Path, shapes: list[str] | None = None, seed: int = SEED) -> dict:
-    """Compose (cached under out_dir/work/crowd) and run each shape, with rich progress."""
+def run_shapes(out_dir: Path, shapes: list[str] | None = None, seed: int = SEED,
+               config: dict | None = None) -> dict:
+    """Compose (cached under out_dir/work/crowd) and run each shape, with rich progress;
+    ``config`` (sections over the defaults) serves measurements of other settings."""
     from rich.progress import Progress  # noqa: PLC0415
 
-    from appliance.config import Config  # noqa: PLC0415
+    from appliance.config import parse_config  # noqa: PLC0415
     from appliance.vision.engine import FaceEngine  # noqa: PLC0415
 
     workdir = Path(out_dir) / "work" / "crowd"
     rows: dict[str, dict] = {}
-    engine = FaceEngine.from_config(Config())
+    engine = FaceEngine.from_config(parse_config(config or {}, workdir / "crowd.toml"))
     with engine, Progress() as progress:
         for name in shapes or list(SHAPES):
             task = progress.add_task(f"{name}: composing", total=SHAPES[name].frames)
             clip = compose_crowd(LFW_DEV, workdir, name, seed, engine=engine,
                                  progress=lambda done, total: progress.update(task, completed=done))
             progress.reset(task, total=SHAPES[name].frames, description=f"{name}: 15 fps paced")
-            rows[name] = run_clip(engine, clip, workdir,
+            rows[name] = run_clip(engine, clip, workdir, config=config,
                                   on_frame=lambda seq: progress.update(task, completed=seq + 1))
+            progress.reset(task, total=SHAPES[name].frames, description=f"{name}: every frame")
+            rows[name]["unpaced"] = unpaced(engine, clip, workdir, config,
+                                            on_frame=lambda seq: progress.update(task, completed=seq + 1))
     return rows
+
+
+def unpaced(engine, clip: CrowdClip, workdir: Path, config: dict | None, on_frame=None) -> dict:
+    """The same clip with every frame processed (replay unpaced): the alert and coverage
+    figures without the machine's load in them (frames are never dropped), for comparisons
+    on a shared machine."""
+    config = config or {}
+    row = run_clip(engine, clip, workdir, on_frame, {**config, "capture": {**config.get("capture", {}), "fps": 0.0}})
+    return {key: row[key] for key in UNPACED_KEYS}
 
 
 def run(out_dir: Path) -> dict:
