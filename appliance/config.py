@@ -82,7 +82,7 @@ class DetectConfig(Section):
                                                             "found first (0: every track; was 8 in the fixed plan)")
     frame_budget_ms: float = Field(0.0, ge=0.0, le=10000.0, description="deadline plan: the frame interval to plan "
                                                                         "for (0: the source's, measured)")
-    nominal_fps: float = Field(60.0, ge=1.0, le=240.0, description="deadline plan: an unpaced replay is planned as "
+    nominal_fps: float = Field(90.0, ge=1.0, le=240.0, description="deadline plan: an unpaced replay is planned as "
                                                                    "frames of this rate, with fixed window costs")
     budget_fraction: float = Field(0.7, ge=0.1, le=1.0, description="deadline plan: the share of each frame interval "
                                                                     "detection may fill (the rest: latency headroom)")

@@ -43,7 +43,7 @@ class PlanSettings:
 
     budget_fraction: float = 0.7
     frame_budget_s: float = 0.0  # 0: the source's frame interval
-    nominal_interval_s: float = 1 / 60
+    nominal_interval_s: float = 1 / 90
     min_discovery: int = 1
     workers: int = 1
     cpus: int = 2
