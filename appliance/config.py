@@ -74,46 +74,33 @@ class DetectConfig(Section):
     tile_overlap: float = Field(0.25, ge=0.0, le=0.5)
     whole_frame: bool = True
     search_plan: Literal["deadline", "fixed"] = Field(
-        "deadline", description="deadline: each frame searches what fits its time budget, stalest tiles first; "
-                                "fixed: the whole frame, discovery_windows tiles in turn and focus_windows per frame")
-    discovery_windows: int = Field(2, ge=0, le=256,
-                                   description="fixed plan: tiles searched per frame in turn (0: every tile, every "
-                                               "frame); deadline plan: the least searched per frame, even over budget")
+        "deadline", description="deadline: fill each frame's time budget, stalest tiles first; fixed: tiles in turn")
+    discovery_windows: int = Field(2, ge=0, le=256, description="fixed plan: tiles per frame in turn (0: all); "
+                                                                "deadline plan: the least per frame, even over budget")
     focus_tracks: bool = Field(True, description="short-range search around the live tracks")
-    focus_windows: int = Field(0, ge=0, le=256,
-                               description="focus windows per frame at most, tracks least recently found first "
-                                           "(0: every track; the deadline plan stops at its budget; the fixed "
-                                           "plan's earlier default was 8)")
-    frame_budget_ms: float = Field(0.0, ge=0.0, le=10000.0,
-                                   description="deadline plan: the frame interval to plan for (0: the source's, "
-                                               "measured from its frames; an unpaced replay uses nominal_fps)")
-    nominal_fps: float = Field(60.0, ge=1.0, le=240.0,
-                               description="deadline plan: an unpaced replay (processed as fast as it goes) is planned "
-                                           "as frames of this rate, with fixed window costs; also the first estimate "
-                                           "of a camera's rate")
-    budget_fraction: float = Field(0.7, ge=0.1, le=1.0,
-                                   description="deadline plan: the share of each frame interval detection may fill; "
-                                               "the rest is headroom for capture, tracking and jitter")
+    focus_windows: int = Field(0, ge=0, le=256, description="focus windows per frame at most, tracks least recently "
+                                                            "found first (0: every track; was 8 in the fixed plan)")
+    frame_budget_ms: float = Field(0.0, ge=0.0, le=10000.0, description="deadline plan: the frame interval to plan "
+                                                                        "for (0: the source's, measured)")
+    nominal_fps: float = Field(90.0, ge=1.0, le=240.0, description="deadline plan: an unpaced replay is planned as "
+                                                                   "frames of this rate, with fixed window costs")
+    budget_fraction: float = Field(0.7, ge=0.1, le=1.0, description="deadline plan: the share of each frame interval "
+                                                                    "detection may fill (the rest: latency headroom)")
     workers: int = Field(2, ge=1, le=8, description="threads searching a frame's windows, each with its own models")
-    coverage_target_s: float = Field(0.5, ge=0.05, le=60.0,
-                                     description="deadline plan: a tile unsearched this long is overdue; overdue tiles "
-                                                 "left out for budget are counted (plan_windows_skipped)")
+    coverage_target_s: float = Field(0.5, ge=0.05, le=60.0, description="deadline plan: a tile unsearched this long "
+                                                                        "is overdue (plan_windows_skipped)")
     lowlight_lift_below: float = Field(
         70.0, ge=0.0, le=255.0,
         description="a frame darker than this mean grey is searched on a gained copy (0: never)")
     lowlight_max_gain: float = Field(3.0, ge=1.0, le=8.0, description="the most that copy is gained")
 
     @model_validator(mode="after")
-    def _tiles(self) -> "DetectConfig":
+    def _searchable(self) -> "DetectConfig":
         if any(not 64 <= t <= 4096 for t in self.tile_sizes):
             raise ValueError("every tile size must be between 64 and 4096 px")
         if not self.tile_sizes and not self.whole_frame:
             raise ValueError("tile_sizes is empty and whole_frame is false: nothing would be searched; "
                              "list tile sizes or set whole_frame = true")
-        return self
-
-    @model_validator(mode="after")
-    def _plan_keys(self) -> "DetectConfig":
         deadline_only = sorted(DEADLINE_KEYS & self.model_fields_set)
         if self.search_plan == "fixed" and deadline_only:
             raise ValueError(f"{', '.join(deadline_only)} only apply to search_plan = \"deadline\"; "
@@ -121,8 +108,7 @@ class DetectConfig(Section):
         return self
 
 
-# the deadline plan's own keys: refused with search_plan = "fixed"
-DEADLINE_KEYS = frozenset({"frame_budget_ms", "nominal_fps", "budget_fraction", "coverage_target_s"})
+DEADLINE_KEYS = frozenset({"frame_budget_ms", "nominal_fps", "budget_fraction", "coverage_target_s"})  # not "fixed"
 
 
 class QualityConfig(Section):
@@ -180,15 +166,6 @@ class MatchConfig(Section):
                               description="faces embedded per frame, least recently embedded tracks first (0: all)")
     window: int = Field(5, ge=1, le=100, description="M, the last good frames considered")
     threads: int = Field(2, ge=1, le=8, description="threads splitting the 1:N screen of the watchlist rows")
-    repeat_window_s: float = Field(
-        60.0, ge=0.0, le=3600.0,
-        description="a subject alerted on this camera within this many seconds (capture time) gives a repeat "
-                    "sighting, not a new alarm (0: every track alerts)")
-    evidence: Literal["frames", "template"] = Field(
-        "frames", description="frames: N of the last M good frames; template: also the track's quality-weighted "
-                              "template once it holds N faces (measured worse, and its FPIR is not on the "
-                              "accuracy card: for `appliance bench --only evidence`, not deployments; "
-                              "docs/accuracy.md)")
 
     @model_validator(mode="after")
     def _check(self) -> "MatchConfig":
@@ -204,9 +181,6 @@ class TrackConfig(Section):
 
     iou_min: float = Field(0.2, ge=0.0, le=1.0)
     max_missed_frames: int = Field(15, ge=1, le=1000)
-    rejoin_s: float = Field(3.0, ge=0.0, le=60.0,
-                            description="a new track starting where a track lost up to this many seconds (capture "
-                                        "time) ago was heading continues it (0: never re-join)")
 
 
 class RunnerConfig(Section):

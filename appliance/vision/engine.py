@@ -123,8 +123,9 @@ class FaceEngine:
                                 search_settings(cfg), search_plan(cfg, times))
         embedder = Embedder(backend.open_model(EMBEDDER, settings), load_manifest()[EMBEDDER].model_id, flip=True)
         mesh = FaceMesh(backend.open_model(MESH_MODEL, settings))
-        lift = FrameLift(cfg.detect.lowlight_lift_below, cfg.detect.lowlight_max_gain)
-        return cls(detector, embedder, QualityGate(cfg.quality), mesh, times, lift)
+        d = cfg.detect
+        return cls(detector, embedder, QualityGate(cfg.quality), mesh, times,
+                   FrameLift(d.lowlight_lift_below, d.lowlight_max_gain))
 
     @property
     def backend(self) -> str:

@@ -1,12 +1,14 @@
 """The deadline-driven search plan: which detector windows a frame gets within its time budget.
 
 The budget is the frame interval at the source's rate (measured from the frames'
-sequence numbers and arrival times; an unpaced replay uses a configured nominal
-rate). Each frame the plan takes focus windows around the live tracks first, then
-discovery tiles, the ones unsearched longest first, as long as their estimated
-cost fits what is left. Costs are measured as the windows run (an EWMA per model
-input size), and so is the reserve left for the embed/match stage on the other
-thread, so an idle CPU searches more and a loaded one searches less and counts it.
+sequence numbers and arrival times; an unpaced replay is planned at a configured nominal
+rate with fixed window costs, so it is reproducible). Each frame the plan takes focus
+windows around the live tracks first, then discovery tiles, the ones unsearched longest
+first, as long as their estimated cost fits what is left. Costs are measured as the
+windows run (an EWMA per model input size), and so is the reserve left for the
+embed/match stage on the other thread (its CPU time); a frame that overruns its deadline
+cuts the estimate (deadline feedback). So an idle CPU searches more and a loaded one
+searches less and counts it.
 
 The coverage guarantee is the staleness of the smallest-scale tiles: how long the
 part of the frame searched least recently for the smallest faces has gone unsearched.
@@ -41,7 +43,7 @@ class PlanSettings:
 
     budget_fraction: float = 0.7
     frame_budget_s: float = 0.0  # 0: the source's frame interval
-    nominal_interval_s: float = 1 / 60
+    nominal_interval_s: float = 1 / 90
     min_discovery: int = 1
     workers: int = 1
     cpus: int = 2
