@@ -166,6 +166,11 @@ class MatchConfig(Section):
                               description="faces embedded per frame, least recently embedded tracks first (0: all)")
     window: int = Field(5, ge=1, le=100, description="M, the last good frames considered")
     threads: int = Field(2, ge=1, le=8, description="threads splitting the 1:N screen of the watchlist rows")
+    repeat_window_s: float = Field(60.0, ge=0.0, le=3600.0, description="a subject alerted on this camera within "
+                                   "this many seconds (capture time) gives a repeat sighting, not a new alarm (0: off)")
+    evidence: Literal["frames", "template"] = Field(
+        "frames", description="frames: N of the last M good frames; template: also the track's quality-weighted "
+                              "template (measured worse, FPIR not on the accuracy card: for `bench --only evidence`)")
 
     @model_validator(mode="after")
     def _check(self) -> "MatchConfig":
@@ -181,6 +186,8 @@ class TrackConfig(Section):
 
     iou_min: float = Field(0.2, ge=0.0, le=1.0)
     max_missed_frames: int = Field(15, ge=1, le=1000)
+    rejoin_s: float = Field(3.0, ge=0.0, le=60.0, description="a new track starting where a track lost up to this "
+                            "many seconds (capture time) ago was heading continues it (0: never re-join)")
 
 
 class RunnerConfig(Section):
