@@ -168,3 +168,15 @@ def test_without_lfw_dev_every_shape_is_skipped_with_the_reason(tmp_path, monkey
     assert set(result["shapes"]) == set(SHAPES)
     assert all("absent" in row["skipped"] for row in result["shapes"].values())
     assert not (tmp_path / "crowd.png").exists()
+
+
+def test_a_repeat_sighting_is_scored_false_on_the_wrong_walker_and_never_a_duplicate():
+    truth = _truth([[_row(0, 10), _row(1, 300)]] * 3, listed=(True, True))
+    truth["walkers"][1]["subject_ref"] = "LISTED-b"
+    alerts = [AlertSeen("LISTED-a", 0, (10, 100, 50, 140)),
+              AlertSeen("LISTED-a", 2, (10, 100, 50, 140), kind="repeat_sighting"),  # a's fragmented track
+              AlertSeen("LISTED-a", 2, (300, 100, 340, 140), kind="repeat_sighting")]  # on b: false
+    scored = score_alerts(truth, alerts)
+    assert (scored["listed_alerted"], scored["duplicate_alerts"], scored["repeat_sightings"]) == (1, 0, 1)
+    assert scored["false_alerts"] == 1 and scored["false_detail"][0]["kind"] == "repeat_sighting"
+    assert scored["missed"] == ["b"]

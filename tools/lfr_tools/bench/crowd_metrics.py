@@ -20,12 +20,14 @@ IOU_ALERT = 0.3  # an alert's face box belongs to the walker it overlaps most, a
 @dataclass(frozen=True)
 class AlertSeen:
     """An alert as the bench saw it: subject, frame, the face box it was raised on (None: not
-    found among the frame's detections) and its capture-to-alert latency."""
+    found among the frame's detections), its capture-to-alert latency and its kind ("alarm" or
+    "repeat_sighting")."""
 
     subject_ref: str
     frame_seq: int
     box: tuple[float, float, float, float] | None
     latency_s: float = 0.0
+    kind: str = "alarm"
 
 
 def walker_at(truth: dict, seq: int, box) -> int | None:
@@ -42,7 +44,8 @@ def walker_at(truth: dict, seq: int, box) -> int | None:
 
 def score_alerts(truth: dict, alerts: list[AlertSeen]) -> dict:
     """Listed walkers alerted, false alerts (a non-listed walker, the wrong subject, or a box on
-    nobody) and duplicate alerts (more than one correct alert for one walker's pass)."""
+    nobody: alarm or repeat sighting alike), duplicate alerts (more than one correct alarm for one
+    walker's pass) and correct repeat sightings (not duplicates: they ring no new alarm)."""
     walkers = truth["walkers"]
     correct: dict[int, list[AlertSeen]] = {}
     false = []
@@ -52,14 +55,17 @@ def score_alerts(truth: dict, alerts: list[AlertSeen]) -> dict:
         if ref is not None and ref == alert.subject_ref:
             correct.setdefault(index, []).append(alert)
         else:
-            false.append({"subject_ref": alert.subject_ref, "frame_seq": alert.frame_seq,
+            false.append({"subject_ref": alert.subject_ref, "frame_seq": alert.frame_seq, "kind": alert.kind,
                           "walker": index, "walker_listed": index is not None and walkers[index]["listed"]})
     listed = [i for i, w in enumerate(walkers) if w["listed"]]
-    return {"listed": len(listed), "listed_alerted": len(correct),
+    alarms = {i: [a for a in v if a.kind == "alarm"] for i, v in correct.items()}
+    alarms = {i: v for i, v in alarms.items() if v}  # a listed walker counts alerted by an alarm
+    return {"listed": len(listed), "listed_alerted": len(alarms),
             "false_alerts": len(false), "false_detail": false,
-            "duplicate_alerts": sum(len(v) - 1 for v in correct.values()),
-            "first_alerts": {i: min(v, key=lambda a: a.frame_seq) for i, v in correct.items()},
-            "missed": [walkers[i]["identity"] for i in listed if i not in correct]}
+            "duplicate_alerts": sum(len(v) - 1 for v in alarms.values()),
+            "repeat_sightings": sum(len(v) for v in correct.values()) - sum(len(v) for v in alarms.values()),
+            "first_alerts": {i: min(v, key=lambda a: a.frame_seq) for i, v in alarms.items()},
+            "missed": [walkers[i]["identity"] for i in listed if i not in alarms]}
 
 
 def _found(rows: list[dict], boxes: list) -> set[int]:
