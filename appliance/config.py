@@ -163,8 +163,14 @@ class MatchConfig(Section):
                     "the list at deployment start")
     hits_needed: int = Field(2, ge=1, le=50, description="N of the last M good frames")
     embed_budget: int = Field(2, ge=0, le=256,
-                              description="faces embedded per frame, least recently embedded tracks first (0: all)")
+                              description="faces embedded per frame, in priority.py's order (0: all)")
     window: int = Field(5, ge=1, le=100, description="M, the last good frames considered")
+    near_miss_margin: float = Field(0.1, ge=0.0, le=1.0, description="a score this close below the threshold is "
+                                    "a near miss: its track is re-embedded soon (embedding priority, priority.py)")
+    far_miss_limit: int = Field(3, ge=0, le=100, description="misses further below after which a track is "
+                                "embedded last (0: never)")
+    recheck_frames: int = Field(30, ge=1, le=10000, description="... unless this many frames have passed")
+    recheck_growth: float = Field(1.25, ge=1.0, le=10.0, description="... or its face grew this much")
     threads: int = Field(2, ge=1, le=8, description="threads splitting the 1:N screen of the watchlist rows")
     repeat_window_s: float = Field(60.0, ge=0.0, le=3600.0, description="a subject alerted on this camera within "
                                    "this many seconds (capture time) gives a repeat sighting, not a new alarm (0: off)")

@@ -27,6 +27,7 @@ from ..vision.engine import Face, FaceEngine, thumbnail
 from .alert import Alert
 from .decide import decide, decide_template, record, subjects_before
 from .match import Watchlist
+from .priority import PriorityRules, note_embedded, note_miss, order
 from .repeat import RepeatMemory
 from .template import TrackTemplate
 from .track import Hit, Track, Tracker
@@ -55,6 +56,8 @@ class FrameProcessor:
                                cfg.track.rejoin_s)
         self.repeats = RepeatMemory(cfg.match.repeat_window_s)
         self.counters: Counter[str] = Counter()
+        m = cfg.match
+        self.rules = PriorityRules(m.far_miss_limit, m.recheck_frames, m.recheck_growth)
 
     def analyse(self, frame: Frame) -> "Analysed":
         """Stage one: detect, gate, align and track; choose which faces to embed."""
@@ -73,19 +76,19 @@ class FrameProcessor:
         for face in faces:
             if face.reject:
                 self.counters[f"quality_reject_{face.reject}"] += 1
-        chosen = self._choose(faces, tracks)
+        chosen = self._choose(faces, tracks, frame.seq)
         self.counters["embeddings_deferred"] += sum(f.reject is None for f in faces) - len(chosen)
-        for _, track in chosen:
-            track.last_embedded = frame.seq
+        for face, track in chosen:
+            note_embedded(track, face, frame.seq)
         return Analysed(frame, chosen)
 
-    def _choose(self, faces: list[Face], tracks: list[Track]) -> list[tuple[Face, Track]]:
+    def _choose(self, faces: list[Face], tracks: list[Track], seq: int) -> list[tuple[Face, Track]]:
         """Faces to embed this frame: good faces of tracks that have not alerted (or were
-        re-joined and not yet confirmed by a match), least recently embedded first, at most
-        ``embed_budget`` of them (0: all)."""
+        re-joined and not yet confirmed by a match), in the evidence-driven order of
+        priority.py, at most ``embed_budget`` of them (0: all)."""
         due = [(f, t) for f, t in zip(faces, tracks)
                if f.reject is None and (not t.alerted or t.rejoined_at is not None)]
-        due.sort(key=lambda ft: (ft[1].last_embedded, -ft[0].det.height))
+        due = order(due, seq, self.rules)
         budget = self.cfg.match.embed_budget
         return due[:budget] if budget else due
 
@@ -147,6 +150,7 @@ class FrameProcessor:
         threshold = self._threshold(watchlist)
         self._confirm_rejoin(track, idx, score, threshold)
         record(track, frame.seq, idx, score, threshold)
+        note_miss(track, score, threshold, self.cfg.match.near_miss_margin)
         self.counters["matches" if score >= threshold else "non_matches_discarded"] += 1
         hit = decide(track, self.cfg.match.hits_needed)
         if hit is None and template is not None:

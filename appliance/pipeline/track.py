@@ -55,6 +55,10 @@ class Track:
     last_t: float = 0.0  # capture time of the last box
     rejoined_at: int | None = None  # frame of a re-join not yet confirmed by a match
     template: object | None = field(default=None, repr=False)  # TrackTemplate while the track lives
+    near_misses: int = 0  # faces scored just below the threshold (counts only: priority.py)
+    far_misses: int = 0  # faces scored far below it
+    embedded_height: float = 0.0  # face height and sharpness at the last embedding
+    embedded_sharpness: float = 0.0
 
     def predicted(self, seq: int) -> np.ndarray:
         """The box moved on by the track's velocity to frame ``seq`` (constant-velocity model)."""
@@ -178,6 +182,7 @@ class Tracker:
         Safe from the finish thread: the tracks map is re-keyed at the next update."""
         track.hits.clear()
         track.alerted.clear()
+        track.near_misses = track.far_misses = 0
         track.rejoined_at = None
         track.track_id = next(self._ids)
 
