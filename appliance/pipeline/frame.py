@@ -13,6 +13,7 @@ time gives a repeat sighting (``Alert.kind``) instead of a new alarm (repeat.py)
 from __future__ import annotations
 
 import logging
+import time
 from collections import Counter
 from dataclasses import dataclass
 from typing import Callable
@@ -27,7 +28,7 @@ from ..vision.engine import Face, FaceEngine, thumbnail
 from .alert import Alert
 from .decide import decide, decide_template, record, subjects_before
 from .match import Watchlist
-from .priority import PriorityRules, note_embedded, note_miss, order
+from .priority import EmbedBudget, PriorityRules, note_embedded, note_miss, order
 from .repeat import RepeatMemory
 from .template import TrackTemplate
 from .track import Hit, Track, Tracker
@@ -58,6 +59,7 @@ class FrameProcessor:
         self.counters: Counter[str] = Counter()
         m = cfg.match
         self.rules = PriorityRules(m.far_miss_limit, m.recheck_frames, m.recheck_growth)
+        self.budget = EmbedBudget(m.embed_budget, m.embed_share, m.embed_max, 1 / cfg.detect.nominal_fps)
 
     def analyse(self, frame: Frame) -> "Analysed":
         """Stage one: detect, gate, align and track; choose which faces to embed."""
@@ -76,20 +78,19 @@ class FrameProcessor:
         for face in faces:
             if face.reject:
                 self.counters[f"quality_reject_{face.reject}"] += 1
-        chosen = self._choose(faces, tracks, frame.seq)
+        chosen = self._choose(faces, tracks, frame.seq, self.budget.count(frame.seq, frame.t_mono, frame.paced))
         self.counters["embeddings_deferred"] += sum(f.reject is None for f in faces) - len(chosen)
         for face, track in chosen:
             note_embedded(track, face, frame.seq)
         return Analysed(frame, chosen)
 
-    def _choose(self, faces: list[Face], tracks: list[Track], seq: int) -> list[tuple[Face, Track]]:
+    def _choose(self, faces: list[Face], tracks: list[Track], seq: int, budget: int) -> list[tuple[Face, Track]]:
         """Faces to embed this frame: good faces of tracks that have not alerted (or were
         re-joined and not yet confirmed by a match), in the evidence-driven order of
-        priority.py, at most ``embed_budget`` of them (0: all)."""
+        priority.py, at most ``budget`` of them (0: all)."""
         due = [(f, t) for f, t in zip(faces, tracks)
                if f.reject is None and (not t.alerted or t.rejoined_at is not None)]
         due = order(due, seq, self.rules)
-        budget = self.cfg.match.embed_budget
         return due[:budget] if budget else due
 
     def finish(self, analysed: "Analysed") -> list[Alert]:
@@ -105,8 +106,10 @@ class FrameProcessor:
                 fix="rebuild the watchlist bundle with the unit's model")
         if not analysed.chosen:
             return []
+        start = time.perf_counter()
         with self.engine.times.stage("embed"):
             self.engine.embed_faces([f for f, _ in analysed.chosen])
+        self.budget.measured(len(analysed.chosen), time.perf_counter() - start)
         chosen = [(f, t) for f, t in analysed.chosen if f.embedding is not None]
         for face, _ in analysed.chosen:
             if face.embedding is None:  # turned away, seen by the face mesh

@@ -21,6 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Sequence
 
+from ..vision.plan import FrameRate
 from .decide import NO_SUBJECT
 from .track import Track
 
@@ -93,3 +94,33 @@ def order(due: Sequence[tuple[object, Track]], seq: int, rules: PriorityRules) -
         keyed.append(((cls, not_grown, track.last_embedded, -face_height(face)), face, track))
     keyed.sort(key=lambda k: k[0])
     return [(face, track) for _, face, track in keyed]
+
+
+class EmbedBudget:
+    """How many faces to embed this frame: ``[match] embed_budget``, or with ``embed_share``
+    set, as many as fit that share of the frame interval at the finish stage's own measured
+    cost per face (never fewer than ``embed_budget``, nor more than ``embed_max``)."""
+
+    ALPHA = 0.2  # EWMA weight of a new cost sample
+
+    def __init__(self, fixed: int, share: float, most: int, nominal_interval_s: float) -> None:
+        self.fixed, self.share, self.most = fixed, share, most
+        self.rate = FrameRate(nominal_interval_s)
+        self.nominal_interval_s = nominal_interval_s
+        self.face_s = 0.0  # measured seconds per embedded face (0: not yet measured)
+
+    def count(self, seq: int, t: float, paced: bool) -> int:
+        """Faces to embed for frame ``seq`` captured at ``t`` (0: all)."""
+        interval = self.rate.observe(seq, t)
+        if not self.share or not self.fixed:
+            return self.fixed
+        if not paced:
+            interval = self.nominal_interval_s
+        fits = int(self.share * interval / self.face_s) if self.face_s > 0 else self.fixed
+        return max(self.fixed, min(fits, self.most))
+
+    def measured(self, faces: int, seconds: float) -> None:
+        """The finish stage embedded ``faces`` faces in ``seconds`` (wall)."""
+        if faces:
+            sample = seconds / faces
+            self.face_s = sample if not self.face_s else self.face_s + self.ALPHA * (sample - self.face_s)
