@@ -164,7 +164,7 @@ class MatchConfig(Section):
     hits_needed: int = Field(2, ge=1, le=50, description="N of the last M good frames")
     embed_budget: int = Field(2, ge=0, le=256,
                               description="faces embedded per frame, in priority.py's order (0: all)")
-    embed_share: float = Field(0.0, ge=0.0, le=1.0, description="if set, embed as many faces as fit this share "
+    embed_share: float = Field(0.45, ge=0.0, le=1.0, description="if set, embed as many faces as fit this share "
                                "of the frame interval at the measured cost per face (at least embed_budget)")
     embed_max: int = Field(8, ge=1, le=256, description="... and at most this many")
     window: int = Field(5, ge=1, le=100, description="M, the last good frames considered")
