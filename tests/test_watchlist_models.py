@@ -206,7 +206,7 @@ def test_build_models_option_names_the_engines_and_what_each_needs():
     from lfr_tools.commands.backoffice import enrolment_engines
 
     [cpu] = enrolment_engines(None, "mobilefacenet")
-    assert cpu.model_id == MODEL_ID and cpu.detector.tile_sizes == ()  # portraits: whole image only
+    assert cpu.model_id == MODEL_ID and cpu.detector.search.tile_sizes == () and cpu.detector.search.whole_frame  # portraits: whole image only
     cpu.close()
     with pytest.raises(UsageError, match="unknown embedding model 'resnet'") as err:
         enrolment_engines(None, "mobilefacenet,resnet")

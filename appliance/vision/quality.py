@@ -6,7 +6,7 @@ from collections import Counter
 import cv2
 import numpy as np
 
-from ..config import QualityConfig
+from .settings import QualityConfig
 from .detect import Detection
 from .lowlight import dark_but_usable, exposed_sharpness
 
