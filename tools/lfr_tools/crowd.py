@@ -118,6 +118,12 @@ def _enrollable(engine, path: Path) -> bool:
     return True
 
 
+def listed_photos(person: Path) -> tuple[Path, Path]:
+    """A listed person's (walking photo, enrolment photo): their second and first lfw-dev photo."""
+    photos = sorted(person.glob("*.jpg"))
+    return photos[1], photos[0]
+
+
 def cast(engine, lfw: Path, shape: CrowdShape,
          rng: np.random.Generator) -> tuple[list[tuple[Sprite, Path]], list[Sprite]]:
     """Listed people (walking sprite from their second photo, enrolment photo the first) and
@@ -125,10 +131,10 @@ def cast(engine, lfw: Path, shape: CrowdShape,
     multi, anyone = _people(lfw, rng)
     listed: list[tuple[Sprite, Path]] = []
     for person in multi:
-        photos = sorted(person.glob("*.jpg"))
-        sprite = _sprite(engine, photos[1], person.name)
-        if sprite is not None and _enrollable(engine, photos[0]):
-            listed.append((sprite, photos[0]))
+        walking, enrolment = listed_photos(person)
+        sprite = _sprite(engine, walking, person.name)
+        if sprite is not None and _enrollable(engine, enrolment):
+            listed.append((sprite, enrolment))
         if len(listed) == shape.listed:
             break
     taken = {s.identity for s, _ in listed}
