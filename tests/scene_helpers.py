@@ -7,7 +7,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from lfr_tools.scenes import Sprite, cut_sprite
+from lfr_tools.scenes import Sprite, labelled_sprite
 
 
 def lfw_people(lfw: Path, min_images: int = 1) -> list[Path]:
@@ -17,13 +17,8 @@ def lfw_people(lfw: Path, min_images: int = 1) -> list[Path]:
 
 
 def sprite_from(engine, photo_path: Path, identity: str) -> Sprite | None:
-    """The head of the most confident face in an LFW photo, or None if none is found."""
-    photo = cv2.imread(str(photo_path))
-    dets = engine.detector.detect(photo)
-    if not dets:
-        return None
-    best = max(dets, key=lambda d: d.score)
-    return cut_sprite(photo, best.box, identity)
+    """The head of the person an LFW photo is labelled with (its most central face), or None."""
+    return labelled_sprite(engine, cv2.imread(str(photo_path)), identity)
 
 
 def two_photo_cast(engine, lfw: Path, n: int) -> list[tuple[str, "np.ndarray", Sprite]]:

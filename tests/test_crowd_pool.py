@@ -58,3 +58,23 @@ def test_still_scores_tell_a_pair_the_embedder_matches_from_one_it_cannot(lfw, e
     # miss of the model (its FNIR), which no search plan can recover without lowering the threshold
     assert not scores["Flor_Montulo"]["matchable"] and scores["Flor_Montulo"]["full"] < threshold
     assert scores["Guillermo_Ortiz"]["at_size"] <= scores["Guillermo_Ortiz"]["full"] + 0.05
+
+
+def test_a_listed_walker_is_the_labelled_person_not_a_bystander_in_the_photo(lfw, engine):
+    import cv2
+
+    from lfr_tools.crowd import listed_photos
+    from lfr_tools.scenes import cut_sprite, labelled_sprite
+
+    walking, enrolment = listed_photos(lfw / "Amram_Mitzna")  # his walking photo shows 3 faces
+    photo = cv2.imread(str(walking))
+    dets = engine.detector.detect(photo)
+    assert len(dets) >= 2
+    reference, _ = engine.embed_image(cv2.imread(str(enrolment)))
+    sprite = labelled_sprite(engine, photo, "Amram_Mitzna")
+    walker, _ = engine.embed_image(sprite.image)
+    threshold = list_threshold(8)
+    assert float(reference @ walker) >= threshold  # the sprite is him
+    confident = max(dets, key=lambda d: d.score)  # what version 1 of the composer cut: a bystander
+    bystander, _ = engine.embed_image(cut_sprite(photo, confident.box, "?").image)
+    assert bystander is None or float(reference @ bystander) < threshold

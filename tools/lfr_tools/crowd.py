@@ -23,9 +23,9 @@ from typing import Callable
 import cv2
 import numpy as np
 
-from lfr_tools.scenes import Actor, Sprite, background, cut_sprite, paste
+from lfr_tools.scenes import Actor, Sprite, background, labelled_sprite, paste
 
-VERSION = 1  # bump when the composition changes: cached clips of another version are rebuilt
+VERSION = 2  # bump when the composition changes: cached clips of another version are rebuilt
 FPS = 15.0
 WALK_SPEED = 5.0  # on-screen speed in face heights per second (~1.1 m/s across, ~0.22 m per face)
 OCCLUDED = 0.25  # a face this much covered by nearer heads is not visible
@@ -101,11 +101,10 @@ def _people(lfw: Path, rng: np.random.Generator) -> tuple[list[Path], list[Path]
 
 
 def _sprite(engine, path: Path, identity: str) -> Sprite | None:
-    photo = cv2.imread(str(path))
-    dets = engine.detector.detect(photo) if photo is not None else []
-    if not dets:
-        return None
-    return cut_sprite(photo, max(dets, key=lambda d: d.score).box, identity)
+    """The labelled person of an lfw-dev photo cut out (scenes.labelled_sprite). Version 1 took
+    the most confident face, in a photo with several faces sometimes a bystander, so a "listed"
+    walker could be someone else (seed 14: 2 of 8)."""
+    return labelled_sprite(engine, cv2.imread(str(path)), identity)
 
 
 def _enrollable(engine, path: Path) -> bool:

@@ -57,6 +57,14 @@ def cut_sprite(photo: np.ndarray, box: np.ndarray, identity: str) -> Sprite:
     return Sprite(photo[cy1:cy2, cx1:cx2].copy(), (x1 - cx1, y1 - cy1, x2 - cx1, y2 - cy1), identity)
 
 
+def labelled_sprite(engine, photo: np.ndarray | None, identity: str) -> Sprite | None:
+    """The head of the person an lfw-dev photo is labelled with: its most central face (LFW
+    photos are centred on that person; the most confident face is sometimes a bystander), or
+    None when no face is found."""
+    face = engine.central_face(photo) if photo is not None else None
+    return None if face is None else cut_sprite(photo, face.det.box, identity)
+
+
 def _feather_mask(h: int, w: int) -> np.ndarray:
     mask = np.zeros((h, w), np.float32)
     cv2.ellipse(mask, (w // 2, h // 2), (max(1, int(w * 0.46)), max(1, int(h * 0.48))), 0, 0, 360, 1.0, -1)

@@ -15,7 +15,7 @@ import numpy as np
 
 from lfr_tools.paths import LFW_DEV
 from appliance.pipeline.track import iou
-from lfr_tools.scenes import Sprite, background, cut_sprite, paste
+from lfr_tools.scenes import Sprite, background, labelled_sprite, paste
 
 HEIGHTS = (24, 32, 48, 64)
 FACES_PER_SCENE = 20
@@ -27,10 +27,9 @@ def lfw_sprites(engine, lfw: Path, count: int) -> list[Sprite]:
     """Heads of ``count`` different lfw-dev people (first photo of each, face found)."""
     sprites = []
     for person in sorted(p for p in lfw.iterdir() if p.is_dir()):
-        photo = cv2.imread(str(sorted(person.glob("*.jpg"))[0]))
-        dets = engine.detector.detect(photo)
-        if dets:
-            sprites.append(cut_sprite(photo, max(dets, key=lambda d: d.score).box, person.name))
+        sprite = labelled_sprite(engine, cv2.imread(str(sorted(person.glob("*.jpg"))[0])), person.name)
+        if sprite is not None:
+            sprites.append(sprite)
         if len(sprites) == count:
             break
     return sprites
