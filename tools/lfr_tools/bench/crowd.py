@@ -28,6 +28,8 @@ SEED = 12  # the single-seed runs (bench --only evidence, tests)
 SEEDS = (12, 13, 14)  # fixed before their results were seen; pooled in crowd_pool.py
 UNPACED_KEYS = ("listed_alerted", "listed", "false_alerts", "duplicate_alerts", "repeat_sightings", "coverage",
                 "coverage_gate_passed", "first_detection_s", "missed")
+PLAN_KEYS = ("plan_frames", "plan_focus_windows", "plan_discovery_windows", "plan_windows_skipped",
+             "plan_frames_over_budget", "plan_budget_ms", "plan_staleness_ms", "plan_staleness_max_ms")  # guarantee
 TARGETS = {"listed_alerted_day": 0.9, "listed_alerted_night": 0.8, "false_alerts": 0,
            "duplicate_alerts": 0, "coverage": 0.85, "first_detection_p90_s": 0.5}
 
@@ -121,6 +123,7 @@ def figures(clip: CrowdClip, probe: DetectionProbe, result, alerts: list[AlertSe
            "frames_per_s": round(result.frames_per_s(), 2),
            "cpu": {"cpu_s": round(cpu_wall[0], 2), "wall_s": round(cpu_wall[1], 2),
                    "use": round(cpu_wall[0] / max(cpu_wall[1], 1e-9), 3), "cores": 2},
+           "search_plan": {k: counters[k] for k in PLAN_KEYS if k in counters},
            "quality_rejects": {k[len("quality_reject_"):]: v for k, v in counters.items()
                                if k.startswith("quality_reject_")},
            "coverage_per_frame": cov["per_frame"]}

@@ -66,7 +66,9 @@ def pooled(by_seed: dict[int, dict], need: float, targets: dict) -> dict:
            "first_detection_p90_s_worst": None if None in p90s else max(p90s),
            "frames_per_s": round(float(np.mean([r["frames_per_s"] for r in rows])), 2),
            "frames_dropped": sum(r["frames_dropped"] for r in rows),
-           "cpu_use": round(float(np.mean([r["cpu"]["use"] for r in rows])), 3)}
+           "cpu_use": round(float(np.mean([r["cpu"]["use"] for r in rows])), 3),
+           "plan_staleness_max_ms": max((r.get("search_plan", {}).get("plan_staleness_max_ms", 0) for r in rows),
+                                        default=0)}
     p90 = out["first_detection_p90_s_worst"]
     out["met"] = {"listed_alerted": out["listed_alerted_fraction"] >= need,
                   "false_alerts": out["false_alerts"] <= targets["false_alerts"],
