@@ -25,6 +25,7 @@ from ..config import Config
 from ..errors import WatchlistError
 from ..thresholds import choose
 from ..vision.engine import Face, FaceEngine, thumbnail
+from ..vision.lowlight import SteadyCrops
 from .alert import Alert
 from .decide import decide, decide_template, record, subjects_before
 from .match import Watchlist
@@ -78,11 +79,31 @@ class FrameProcessor:
         for face in faces:
             if face.reject:
                 self.counters[f"quality_reject_{face.reject}"] += 1
+        for face, track in zip(faces, tracks):
+            self._keep_dark_crop(face, track, frame.seq)
         chosen = self._choose(faces, tracks, frame.seq, self.budget.count(frame.seq, frame.t_mono, frame.paced))
         self.counters["embeddings_deferred"] += sum(f.reject is None for f in faces) - len(chosen)
         for face, track in chosen:
             note_embedded(track, face, frame.seq)
+            if track.steady is not None:
+                face.steady = track.steady.before(frame.seq)
+                self.counters["embeddings_steadied"] += bool(face.steady)
         return Analysed(frame, chosen)
+
+    def _keep_dark_crop(self, face: Face, track: Track, seq: int) -> None:
+        """A dark face's aligned crop joins its track's last few (lowlight.SteadyCrops); a bright
+        face wipes them; a face the gate rejected adds nothing."""
+        q = self.cfg.quality
+        if face.reject is not None or face.aligned is None:
+            return
+        if q.lowlight_steady_frames <= 1 or face.quality.get("brightness", 255.0) >= q.lowlight_steady_below:
+            if track.steady is not None:
+                track.steady.wipe()
+                track.steady = None
+            return
+        if track.steady is None:
+            track.steady = SteadyCrops(q.lowlight_steady_frames)
+        track.steady.add(seq, face.aligned)
 
     def _choose(self, faces: list[Face], tracks: list[Track], seq: int, budget: int) -> list[tuple[Face, Track]]:
         """Faces to embed this frame: good faces of tracks that have not alerted (or were

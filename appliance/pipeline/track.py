@@ -3,8 +3,10 @@
 Greedy IoU association with a centre-distance fallback for fast movers; a track
 ends after ``max_missed`` frames without a detection. A track keeps only its box
 and its match history (subject index, score), and while it lives its template
-(template.py, in memory, wiped when the track ends): never a non-matching face's
-crop, and nothing of a face once its track has ended.
+(template.py) and, while its face is dark, the aligned crops of its last few frames
+(lowlight.SteadyCrops, at most ``[quality] lowlight_steady_frames``, each overwritten
+as it ages out): in memory only, wiped when the track ends or is re-joined, so
+nothing of a face outlives its track.
 
 Re-joining: a box that no live track claims, found where a track that ended (lost for
 more than ``max_missed`` frames) in the last ``rejoin_s`` seconds of capture time was heading (its constant-velocity prediction, a reach that
@@ -55,6 +57,7 @@ class Track:
     last_t: float = 0.0  # capture time of the last box
     rejoined_at: int | None = None  # frame of a re-join not yet confirmed by a match
     template: object | None = field(default=None, repr=False)  # TrackTemplate while the track lives
+    steady: object | None = field(default=None, repr=False)  # lowlight.SteadyCrops while its face is dark
     near_misses: int = 0  # faces scored just below the threshold (counts only: priority.py)
     far_misses: int = 0  # faces scored far below it
     embedded_height: float = 0.0  # face height and sharpness at the last embedding
@@ -210,7 +213,10 @@ def rejoin_distance(track: Track, box: np.ndarray, seq: int) -> float | None:
 
 
 def drop_template(track: Track) -> None:
-    """Wipe and forget the track's template (its faces' embeddings end with it)."""
+    """Wipe and forget the track's template and dark crops (its faces' embeddings and pixels end with it)."""
     if track.template is not None:
         track.template.wipe()
         track.template = None
+    if track.steady is not None:
+        track.steady.wipe()
+        track.steady = None

@@ -29,7 +29,7 @@ from .align import align
 from .detect import Detection, FaceDetector, Net, SearchSettings
 from .detector import Detector, scaled
 from .embed import Embedder
-from .lowlight import FrameLift
+from .lowlight import FrameLift, steady_mean
 from .mesh import MESH_MODEL, FaceMesh
 from .plan import PlanSettings, SearchPlan
 from .quality import QualityGate, yaw_of
@@ -59,6 +59,7 @@ class Face:
     aligned: np.ndarray | None = field(default=None, repr=False)
     embedding: np.ndarray | None = field(default=None, repr=False)
     frame: np.ndarray | None = field(default=None, repr=False)  # the frame it is in, until embedded
+    steady: list[np.ndarray] = field(default_factory=list, repr=False)  # earlier dark crops, until embedded
 
 
 @dataclass
@@ -209,15 +210,20 @@ class FaceEngine:
         face.aligned = align(face.frame, found.points, "lsq")
 
     def embed_faces(self, faces: list[Face], gate: bool = True) -> None:
-        """Refine, then embed the faces that passed the gate (a face the mesh rejects gets none)."""
+        """Refine, then embed the faces that passed the gate (a face the mesh rejects gets none); a face
+        with earlier dark crops of its track (``steady``) is embedded as their mean with its own."""
         for face in faces:
             self.refine(face, gate)
         ready = [f for f in faces if f.reject is None and f.aligned is not None]
         if ready:
-            for face, vec in zip(ready, self.embedder.embed(np.stack([f.aligned for f in ready]))):
+            crops = [steady_mean([*f.steady, f.aligned]) if f.steady else f.aligned for f in ready]
+            for face, vec in zip(ready, self.embedder.embed(np.stack(crops))):
                 face.embedding = vec
         for face in faces:
             face.frame = None  # the frame is not kept past embedding
+            for crop in face.steady:  # nor the earlier crops it was averaged with
+                crop.fill(0)
+            face.steady = []
 
     def central_face(self, image: np.ndarray) -> Face | None:
         """The most central face of a single image, aligned on the detector's keypoints (no gate)."""

@@ -76,6 +76,11 @@ class QualityConfig(Section):
     lowlight_sharpness_gain: float = Field(
         2.0, ge=1.0, le=8.0,
         description="a dark face's sharpness is judged as if exposed at min_brightness, gain up to this (1: off)")
+    lowlight_steady_frames: int = Field(
+        5, ge=1, le=15,
+        description="a face darker than lowlight_steady_below is embedded as the mean of its track's last this many "
+                    "aligned crops (sensor noise averages out; 1: off)")
+    lowlight_steady_below: float = Field(70.0, ge=0.0, le=255.0, description="mean grey of the aligned face")
 
     @model_validator(mode="after")
     def _brightness_order(self) -> "QualityConfig":

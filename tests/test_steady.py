@@ -1,0 +1,85 @@
+"""Temporal averaging of a dark face's aligned crops (lowlight.SteadyCrops, [quality]
+lowlight_steady_*): what is kept, for how long, that it is wiped, and that it helps at night."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from appliance.config import Config, parse_config
+from appliance.pipeline.track import Track, Tracker, drop_template
+from appliance.vision.lowlight import SteadyCrops, steady_mean
+
+
+def _crop(level: int) -> np.ndarray:
+    return np.full((112, 112, 3), level, np.uint8)
+
+
+def test_a_track_keeps_at_most_its_window_of_crops_and_only_recent_ones_are_averaged():
+    steady = SteadyCrops(3)
+    held = _crop(10)
+    steady.add(1, held)
+    held.fill(99)  # the track keeps its own copy, not the frame's array
+    for seq, level in ((2, 20), (3, 30), (4, 40)):
+        steady.add(seq, _crop(level))
+    assert len(steady._crops) == 3  # frame 1's crop aged out
+    earlier = steady.before(5)
+    assert [int(c[0, 0, 0]) for c in earlier] == [30, 40]  # frames - 1 of them, never frame 5's own
+    assert steady.before(4)[-1][0, 0, 0] == 30  # a frame's own crop is not its history
+    assert steady.before(4 + 2 * 3) == []  # too old to be the same moment
+    earlier[0].fill(0)  # the finish stage wipes its copies; the track's are untouched
+    assert int(steady.before(5)[0][0, 0, 0]) == 30
+
+
+def test_wiping_overwrites_every_crop_and_a_track_end_wipes_them():
+    steady = SteadyCrops(5)
+    steady.add(1, _crop(50))
+    kept = steady._crops[0][1]
+    steady.wipe()
+    assert steady._crops == [] and not kept.any()
+    track = Track(1, np.zeros(4, np.float32), 0)
+    track.steady = SteadyCrops(5)
+    track.steady.add(0, _crop(50))
+    kept = track.steady._crops[0][1]
+    tracker = Tracker(0.2, max_missed=1, window=5)
+    tracker.tracks[1] = track
+    tracker.update(5, [])  # lost for longer than max_missed: the track ends
+    assert track.steady is None and not kept.any()
+    drop_template(Track(2, np.zeros(4, np.float32), 0))  # nothing held: nothing to do
+
+
+def test_the_mean_is_rounded_per_pixel():
+    assert int(steady_mean([_crop(10), _crop(11)])[0, 0, 0]) == 10  # 10.5 rounds to even
+    assert int(steady_mean([_crop(10), _crop(13), _crop(13)])[0, 0, 0]) == 12
+
+
+def test_the_keys_have_bounds_and_1_turns_it_off():
+    assert Config().quality.lowlight_steady_frames == 5 and Config().quality.lowlight_steady_below == 70.0
+    with pytest.raises(Exception, match="lowlight_steady_frames"):
+        parse_config({"quality": {"lowlight_steady_frames": 0}}, __import__("pathlib").Path("x.toml"))
+
+
+def _dark_noisy(photo: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """The night crowd clips' degradation: brightness x0.35, then shot and read noise."""
+    signal = photo.astype(np.float32) * 0.35
+    signal += rng.standard_normal(signal.shape, dtype=np.float32) * np.sqrt(2.5 ** 2 + 0.6 * signal)
+    return np.clip(np.rint(signal), 0, 255).astype(np.uint8)
+
+
+def test_averaging_five_noisy_dark_frames_scores_a_genuine_face_higher_than_one(lfw, engine):
+    import cv2
+
+    from appliance.vision.align import align
+    from lfr_tools.crowd import listed_photos
+
+    gains = []
+    for name in ("Kurt_Warner", "Margaret_Thatcher", "John_Snow"):
+        walking, enrolment = listed_photos(lfw / name)
+        reference, _ = engine.embed_image(cv2.imread(str(enrolment)))
+        small = cv2.resize(cv2.imread(str(walking)), None, fx=0.25, fy=0.25, interpolation=cv2.INTER_AREA)
+        det = engine.central_face(cv2.imread(str(walking))).det
+        rng = np.random.default_rng(7)
+        crops = [align(_dark_noisy(small, rng), det.keypoints * 0.25) for _ in range(5)]
+        single = np.mean([float(reference @ engine.embedder.embed(c[None])[0]) for c in crops])
+        averaged = float(reference @ engine.embedder.embed(steady_mean(crops)[None])[0])
+        gains.append(averaged - single)
+    assert min(gains) > 0.02, gains  # the embedder sees a cleaner face
