@@ -83,3 +83,23 @@ def test_averaging_five_noisy_dark_frames_scores_a_genuine_face_higher_than_one(
         averaged = float(reference @ engine.embedder.embed(steady_mean(crops)[None])[0])
         gains.append(averaged - single)
     assert min(gains) > 0.02, gains  # the embedder sees a cleaner face
+
+
+def test_the_steady_bench_counts_scores_over_each_lists_threshold():
+    from lfr_tools.bench.steady import summary
+
+    s = {"single_genuine": np.array([0.5, 0.6, 0.7, 0.4]), "steady_genuine": np.array([0.65, 0.62]),
+         "single_impostor": np.array([0.1, 0.61, 0.2, 0.3, 0.0, 0.65]), "steady_impostor": np.array([0.2, 0.59, 0.1])}
+    out = summary(s, {8: 0.6, 1000: 0.64}, card_fmr=lambda t: 1e-5)
+    assert out["list_8"]["genuine_over"] == {"single": 0.5, "steady": 1.0}
+    assert out["list_8"]["impostor_over"] == {"single": 2, "steady": 0}
+    assert out["list_8"]["entry_fmr"]["single"] == pytest.approx(2 / 6)
+    assert out["list_1000"]["impostor_over"]["single"] == 1 and out["list_1000"]["card_entry_fmr"] == 1e-5
+    assert out["impostor_max"] == {"single": 0.65, "steady": 0.59}
+
+
+def test_without_lfw_dev_the_steady_bench_says_why(tmp_path, monkeypatch):
+    from lfr_tools.bench import steady
+
+    monkeypatch.setattr(steady, "LFW_DEV", tmp_path / "absent")
+    assert "absent" in steady.run(tmp_path)["skipped"]

@@ -16,6 +16,7 @@ BENCHES: dict[str, str] = {
     "recall": "lfr_tools.bench.recall",
     "crowd": "lfr_tools.bench.crowd",
     "evidence": "lfr_tools.bench.evidence",
+    "steady": "lfr_tools.bench.steady",
     "watchlist": "lfr_tools.bench.watchlist",
     "match": "lfr_tools.bench.match",
     "peer": "lfr_tools.bench.peer",
