@@ -212,11 +212,12 @@ class FaceEngine:
     def embed_faces(self, faces: list[Face], gate: bool = True) -> None:
         """Refine, then embed the faces that passed the gate (a face the mesh rejects gets none); a face
         with earlier dark crops of its track (``steady``) is embedded as their mean with its own."""
+        keypoint_crops = {id(f): f.aligned for f in faces if f.steady}  # aligned as the earlier crops were
         for face in faces:
             self.refine(face, gate)
         ready = [f for f in faces if f.reject is None and f.aligned is not None]
         if ready:
-            crops = [steady_mean([*f.steady, f.aligned]) if f.steady else f.aligned for f in ready]
+            crops = [steady_mean([*f.steady, keypoint_crops[id(f)]]) if f.steady else f.aligned for f in ready]
             for face, vec in zip(ready, self.embedder.embed(np.stack(crops))):
                 face.embedding = vec
         for face in faces:
