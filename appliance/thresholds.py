@@ -159,3 +159,18 @@ def unit_model_id() -> str:
 def unit_floor(model_id: str | None = None) -> float:
     """The floor of the unit's model: the card's threshold for its smallest tabulated list."""
     return rule_for(model_id or unit_model_id()).floor
+
+
+STEADY_LIST_FACTOR = 2  # bench --only steady: a steady night embedding's entry FMR was 0.8-1.8x the card's
+
+
+@lru_cache(maxsize=64)
+def steady_threshold(model_id: str, list_size: int) -> float:
+    """The threshold a steady embedding (a dark face averaged over frames, vision/lowlight.py) must
+    clear: the card's for a list STEADY_LIST_FACTOR times as long, so that an entry false-match
+    rate up to that factor above the card's keeps the list's expected FPIR within target. 1.0
+    (never a match) where the card cannot hold the target for so long a list."""
+    try:
+        return rule_for(model_id).threshold_for(STEADY_LIST_FACTOR * max(list_size, 1))
+    except ConfigError:
+        return 1.0

@@ -120,3 +120,38 @@ def test_without_lfw_dev_the_steady_bench_says_why(tmp_path, monkeypatch):
 
     monkeypatch.setattr(steady, "LFW_DEV", tmp_path / "absent")
     assert "absent" in steady.run(tmp_path)["skipped"]
+
+
+def test_a_steady_face_must_clear_the_threshold_of_a_list_twice_as_long():
+    from appliance.thresholds import rule_for, steady_threshold, unit_model_id
+
+    model = unit_model_id()
+    rule = rule_for(model)
+    assert steady_threshold(model, 8) == rule.threshold_for(16) == rule.floor  # short lists: the floor either way
+    assert steady_threshold(model, 1000) == rule.threshold_for(2000) > rule.threshold_for(1000)
+    assert steady_threshold(model, 10 ** 9) == 1.0  # no threshold holds the target: never a steady match
+
+
+def test_the_pipeline_holds_a_steadied_face_to_the_stricter_threshold(engine):
+    from types import SimpleNamespace
+
+    from appliance.pipeline.frame import FrameProcessor
+    from appliance.thresholds import steady_threshold
+
+    processor = FrameProcessor(Config(), engine, lambda: None)
+    class Listed(SimpleNamespace):
+        def __len__(self) -> int:
+            return 1000
+
+    watchlist = Listed(threshold=0.6, model_id=engine.model_id, subject_refs=["A"] * 1000, entries=[])
+    strict = steady_threshold(engine.model_id, 1000)
+    assert strict > 0.6
+    track = Track(1, np.zeros(4, np.float32), 0)
+    face = SimpleNamespace(quality={"steady_frames": 5}, det=None)
+    frame = SimpleNamespace(seq=3)
+    score = (0.6 + strict) / 2  # over the list's threshold, under the steady one
+    assert processor._update_track(frame, face, track, watchlist, 0, score) is None
+    assert track.hits[-1].subject == -1  # not a hit
+    face.quality = {}
+    processor._update_track(frame, face, track, watchlist, 0, score)
+    assert track.hits[-1].subject == 0  # the same score on a single frame is a hit

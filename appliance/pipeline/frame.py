@@ -23,7 +23,7 @@ import numpy as np
 from ..capture.base import Frame
 from ..config import Config
 from ..errors import WatchlistError
-from ..thresholds import choose
+from ..thresholds import choose, steady_threshold
 from ..vision.engine import Face, FaceEngine, thumbnail
 from ..vision.lowlight import SteadyCrops
 from .alert import Alert
@@ -172,6 +172,8 @@ class FrameProcessor:
     def _update_track(self, frame: Frame, face: Face, track: Track, watchlist: Watchlist,
                       idx: int, score: float, template: tuple[int, float] | None = None) -> Alert | None:
         threshold = self._threshold(watchlist)
+        if face.quality.get("steady_frames"):  # a dark face averaged over frames: a stricter threshold
+            threshold = max(threshold, steady_threshold(watchlist.model_id, len(watchlist)))
         self._confirm_rejoin(track, idx, score, threshold)
         record(track, frame.seq, idx, score, threshold)
         note_miss(track, score, threshold, self.cfg.match.near_miss_margin)

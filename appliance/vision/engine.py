@@ -218,6 +218,9 @@ class FaceEngine:
         ready = [f for f in faces if f.reject is None and f.aligned is not None]
         if ready:
             crops = [steady_mean([*f.steady, keypoint_crops[id(f)]]) if f.steady else f.aligned for f in ready]
+            for face in ready:
+                if face.steady:
+                    face.quality["steady_frames"] = len(face.steady) + 1
             for face, vec in zip(ready, self.embedder.embed(np.stack(crops))):
                 face.embedding = vec
         for face in faces:
