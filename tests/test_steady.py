@@ -28,6 +28,9 @@ def test_a_track_keeps_at_most_its_window_of_crops_and_only_recent_ones_are_aver
     assert steady.before(4 + 2 * 3) == []  # too old to be the same moment
     earlier[0].fill(0)  # the finish stage wipes its copies; the track's are untouched
     assert int(steady.before(5)[0][0, 0, 0]) == 30
+    kept = [crop for _, crop in steady._crops]
+    steady.add(40, _crop(70))  # a crop too old to be averaged is not kept either
+    assert len(steady._crops) == 1 and not any(crop.any() for crop in kept)
 
 
 def test_wiping_overwrites_every_crop_and_a_track_end_wipes_them():

@@ -107,9 +107,10 @@ class SteadyCrops:
         self._crops: list[tuple[int, np.ndarray]] = []
 
     def add(self, seq: int, crop: np.ndarray) -> None:
-        """Keep a copy of ``crop`` of frame ``seq``; the oldest goes (wiped) beyond ``frames``."""
+        """Keep a copy of ``crop`` of frame ``seq``; the oldest goes (wiped) beyond ``frames``, and
+        any crop too old to be averaged any more (``before``) goes too."""
         self._crops.append((seq, crop.copy()))
-        while len(self._crops) > self.frames:
+        while len(self._crops) > self.frames or seq - self._crops[0][0] >= 2 * self.frames:
             self._crops.pop(0)[1].fill(0)
 
     def before(self, seq: int) -> list[np.ndarray]:
