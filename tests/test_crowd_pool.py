@@ -78,3 +78,16 @@ def test_a_listed_walker_is_the_labelled_person_not_a_bystander_in_the_photo(lfw
     confident = max(dets, key=lambda d: d.score)  # what version 1 of the composer cut: a bystander
     bystander, _ = engine.embed_image(cut_sprite(photo, confident.box, "?").image)
     assert bystander is None or float(reference @ bystander) < threshold
+
+
+def test_the_plans_figures_are_the_clips_own_not_the_engines_since_it_was_built():
+    from lfr_tools.bench.crowd import plan_figures
+
+    before = {"plan_frames": 100, "plan_discovery_windows": 900, "plan_focus_windows": 50, "plan_windows_skipped": 7,
+              "plan_frames_over_budget": 3}
+    after = {"plan_frames": 250, "plan_discovery_windows": 1500, "plan_focus_windows": 350, "plan_windows_skipped": 7,
+             "plan_frames_over_budget": 13, "plan_budget_ms": 46, "plan_staleness_ms": 300, "plan_staleness_max_ms": 900}
+    out = plan_figures(after, before)
+    assert (out["plan_frames"], out["plan_frames_over_budget"], out["plan_windows_skipped"]) == (150, 10, 0)
+    assert out["plan_discovery_windows_per_frame"] == 4.0 and out["plan_focus_windows_per_frame"] == 2.0
+    assert out["plan_staleness_max_ms"] == 900 and out["plan_budget_ms"] == 46
