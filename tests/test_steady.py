@@ -78,18 +78,11 @@ def test_the_keys_have_bounds_and_1_turns_it_off():
         parse_config({"quality": {"lowlight_steady_frames": 0}}, __import__("pathlib").Path("x.toml"))
 
 
-def _dark_noisy(photo: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """The night crowd clips' degradation: brightness x0.35, then shot and read noise."""
-    signal = photo.astype(np.float32) * 0.35
-    signal += rng.standard_normal(signal.shape, dtype=np.float32) * np.sqrt(2.5 ** 2 + 0.6 * signal)
-    return np.clip(np.rint(signal), 0, 255).astype(np.uint8)
-
-
 def test_averaging_five_noisy_dark_frames_scores_a_genuine_face_higher_than_one(lfw, engine):
     import cv2
 
     from appliance.vision.align import align
-    from lfr_tools.crowd import listed_photos
+    from lfr_tools.crowd import SHAPES, darken, listed_photos
 
     gains = []
     for name in ("Kurt_Warner", "Margaret_Thatcher", "John_Snow"):
@@ -98,7 +91,7 @@ def test_averaging_five_noisy_dark_frames_scores_a_genuine_face_higher_than_one(
         small = cv2.resize(cv2.imread(str(walking)), None, fx=0.25, fy=0.25, interpolation=cv2.INTER_AREA)
         det = engine.central_face(cv2.imread(str(walking))).det
         rng = np.random.default_rng(7)
-        crops = [align(_dark_noisy(small, rng), det.keypoints * 0.25) for _ in range(5)]
+        crops = [align(darken(small, SHAPES["night-1080p"], rng), det.keypoints * 0.25) for _ in range(5)]
         single = np.mean([float(reference @ engine.embedder.embed(c[None])[0]) for c in crops])
         averaged = float(reference @ engine.embedder.embed(steady_mean(crops)[None])[0])
         gains.append(averaged - single)

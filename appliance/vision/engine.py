@@ -217,10 +217,10 @@ class FaceEngine:
             self.refine(face, gate)
         ready = [f for f in faces if f.reject is None and f.aligned is not None]
         if ready:
-            crops = [steady_mean([*f.steady, keypoint_crops[id(f)]]) if f.steady else f.aligned for f in ready]
             for face in ready:
                 if face.steady:
                     face.quality["steady_frames"] = len(face.steady) + 1
+            crops = [steady_mean([*f.steady, keypoint_crops[id(f)]]) if f.steady else f.aligned for f in ready]
             for face, vec in zip(ready, self.embedder.embed(np.stack(crops))):
                 face.embedding = vec
         for face in faces:
@@ -232,11 +232,9 @@ class FaceEngine:
     def central_face(self, image: np.ndarray) -> Face | None:
         """The most central face of a single image, aligned on the detector's keypoints (no gate)."""
         image = as_bgr(image)
-        dets = self.detector.detect(image)
-        if not dets:
+        det = most_central(self.detector.detect(image), image)
+        if det is None:
             return None
-        centre = np.array(image.shape[1::-1], np.float32) / 2
-        det = min(dets, key=lambda d: float(np.linalg.norm((d.box[:2] + d.box[2:]) / 2 - centre)))
         return Face(det, {}, None, align(image, det.keypoints), frame=image)
 
     def embed_image(self, image: np.ndarray) -> tuple[np.ndarray | None, np.ndarray | None]:
@@ -259,6 +257,12 @@ class FaceEngine:
             raise EnrolmentReject(f"low_quality:{face.reject}")
         return Enrolment(face.embedding, self.model_id, thumbnail(image, face.det),
                          [round(float(v), 1) for v in face.det.box], face.quality)
+
+
+def most_central(dets: list[Detection], image: np.ndarray) -> Detection | None:
+    """The detection whose box centre is nearest the image's centre (None when there is none)."""
+    centre = np.array(image.shape[1::-1], np.float32) / 2
+    return min(dets, key=lambda d: float(np.linalg.norm((d.box[:2] + d.box[2:]) / 2 - centre)), default=None)
 
 
 def _worker_nets(backend, settings, cfg: Config) -> tuple[Net, Net]:

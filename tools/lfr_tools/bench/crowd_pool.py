@@ -73,6 +73,6 @@ def pooled(by_seed: dict[int, dict], need: float, targets: dict) -> dict:
     out["met"] = {"listed_alerted": out["listed_alerted_fraction"] >= need,
                   "false_alerts": out["false_alerts"] <= targets["false_alerts"],
                   "duplicate_alerts": out["duplicate_alerts"] <= targets["duplicate_alerts"],
-                  "coverage": min(r["coverage"] for r in rows) >= targets["coverage"],
+                  "coverage": out["coverage_min"] >= targets["coverage"],
                   "first_detection_p90": p90 is not None and p90 <= targets["first_detection_p90_s"]}
     return out

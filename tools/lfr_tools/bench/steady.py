@@ -26,11 +26,13 @@ SEED = 3
 FRAMES = 5
 FACE_PX = (32, 48)
 LIST_SIZES = (8, 100, 1000)
-BRIGHTNESS, READ_NOISE, SHOT_GAIN = 0.35, 2.5, 0.6  # lfr_tools.crowd's night
+NIGHT = "night-1080p"  # lfr_tools.crowd's night: its brightness and noise
 
 
 def night_frames(photo: np.ndarray, face_px: float, face_h: float, rng: np.random.Generator) -> list[np.ndarray]:
     """``FRAMES`` night views of ``photo`` with its face ``face_px`` high, on a dark canvas."""
+    from lfr_tools.crowd import SHAPES, darken  # noqa: PLC0415
+
     scale = face_px / face_h
     small = cv2.resize(photo, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
     h, w = small.shape[:2]
@@ -39,22 +41,19 @@ def night_frames(photo: np.ndarray, face_px: float, face_h: float, rng: np.rando
         canvas = np.full((3 * h, 3 * w, 3), 60, np.uint8)
         shift = np.float32([[1, 0, w + rng.uniform(-0.5, 0.5)], [0, 1, h + rng.uniform(-0.5, 0.5)]])
         cv2.warpAffine(small, shift, (3 * w, 3 * h), dst=canvas, borderMode=cv2.BORDER_TRANSPARENT)
-        signal = canvas.astype(np.float32) * BRIGHTNESS
-        signal += rng.standard_normal(signal.shape, dtype=np.float32) * np.sqrt(READ_NOISE ** 2 + SHOT_GAIN * signal)
-        out.append(np.clip(np.rint(signal), 0, 255).astype(np.uint8))
+        out.append(darken(canvas, SHAPES[NIGHT], rng))
     return out
 
 
 def probe_crops(engine, frames: list[np.ndarray]) -> list[np.ndarray]:
     """Each frame's most central face, found on the lifted frame and aligned on its own keypoints."""
     from appliance.vision.align import align  # noqa: PLC0415
+    from appliance.vision.engine import most_central  # noqa: PLC0415
 
     crops = []
     for frame in frames:
-        dets = engine.detector.detect(engine.lift(frame))
-        if dets:
-            centre = np.array(frame.shape[1::-1], np.float32) / 2
-            det = min(dets, key=lambda d: float(np.linalg.norm((d.box[:2] + d.box[2:]) / 2 - centre)))
+        det = most_central(engine.detector.detect(engine.lift(frame)), frame)
+        if det is not None:
             crops.append(align(frame, det.keypoints))
     return crops
 
