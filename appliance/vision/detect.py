@@ -9,18 +9,21 @@ overlapping tile holds the whole face; the rest are merged by NMS.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Sequence
 
 import cv2
 import numpy as np
 
 from ..inference.base import Model
 from .blazeface import FULL_RANGE, SHORT_RANGE, AnchorSpec, decode, make_anchors
+from .motion import MotionMap
 from .plan import Choice, SearchPlan
 from .pool import WindowPool
 
 SPECS = {"blazeface-full": FULL_RANGE, "blazeface-short": SHORT_RANGE}
 EDGE_MARGIN = 0.01  # fraction of a tile: a box this close to an inner edge is cut
 FOCUS_SCALE = 2.5  # focus window edge / face size: the face fills ~40%, as short-range expects
+MIN_FOCUS_PX = 64
 
 
 @dataclass
@@ -114,9 +117,49 @@ class Net:
 
 def focus_region(box: np.ndarray, width: int, height: int) -> Region:
     """A square window around a predicted face box, the face filling about 40% of it."""
+    box = np.asarray(box, np.float64)
     side = float(max(box[2] - box[0], box[3] - box[1]))
-    size = int(min(max(FOCUS_SCALE * side, 64), min(width, height)))
-    cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
+    return _square(box[:2], box[2:], FOCUS_SCALE * side, width, height)
+
+
+def focus_regions(boxes: Sequence[np.ndarray], width: int, height: int, merge_scale: float = 0.0) -> list[Region]:
+    """The focus windows of a frame's predicted face boxes, in their order.
+
+    With ``merge_scale`` over FOCUS_SCALE, tracks close together share a window: starting from
+    each box in turn, the nearest boxes join it while the window holding them all, with the
+    usual margin round the largest, stays within ``merge_scale`` times the smallest face's
+    side (the short-range model found 99-100% of crowd-clip faces filling a sixth of its
+    window, 89-91% at an eighth: docs/accuracy.md). A window takes its first box's place.
+    """
+    boxes = [np.asarray(b, np.float64) for b in boxes]
+    if merge_scale <= FOCUS_SCALE:
+        return [focus_region(b, width, height) for b in boxes]
+    arr = np.array(boxes).reshape(-1, 4)
+    sides = np.maximum(arr[:, 2] - arr[:, 0], arr[:, 3] - arr[:, 1])
+    left, out = list(range(len(arr))), []
+    while left:
+        first = left.pop(0)
+        lo, hi, small, big = arr[first, :2], arr[first, 2:], sides[first], sides[first]
+        while left:
+            cand = np.array(left)
+            nlo, nhi = np.minimum(lo, arr[cand, :2]), np.maximum(hi, arr[cand, 2:])
+            edge = (nhi - nlo).max(1) + (FOCUS_SCALE - 1) * np.maximum(big, sides[cand])
+            fits = edge <= merge_scale * np.minimum(small, sides[cand])
+            if not fits.any():
+                break
+            j = int(np.argmin(np.where(fits, edge, np.inf)))
+            lo, hi = nlo[j], nhi[j]
+            small, big = min(small, sides[cand[j]]), max(big, sides[cand[j]])
+            left.remove(int(cand[j]))
+        out.append(_square(lo, hi, float((hi - lo).max() + (FOCUS_SCALE - 1) * big), width, height))
+    return out
+
+
+def _square(lo: np.ndarray, hi: np.ndarray, edge: float, width: int, height: int) -> Region:
+    """The square window of ``edge`` px (at least MIN_FOCUS_PX, at most the frame's shorter side)
+    centred on the box ``lo``-``hi``, moved inside the frame."""
+    size = int(min(max(edge, MIN_FOCUS_PX), min(width, height)))
+    cx, cy = (lo[0] + hi[0]) / 2, (lo[1] + hi[1]) / 2
     x = int(min(max(cx - size / 2, 0), width - size))
     y = int(min(max(cy - size / 2, 0), height - size))
     return Region(x, y, size, (x > 0, y > 0, x + size < width, y + size < height))
@@ -132,6 +175,7 @@ class SearchSettings:
     tile_overlap: float = 0.25
     whole_frame: bool = True
     discovery_windows: int = 0
+    focus_merge_scale: float = 0.0  # tracks close together share a focus window up to this (see focus_regions)
 
 
 Slot = tuple[Net, Net]  # one worker's full-range net and focus net
@@ -147,14 +191,18 @@ class FaceDetector:
     tiles, stalest first) as fit the frame's time budget; without one (the fixed plan) the
     whole frame every frame, ``discovery_windows`` tiles in turn and every focus window.
     Focus windows run the short-range model when one is given. The windows of a frame run
-    over the pool's workers, each with its own copy of the nets.
+    over the pool's workers, each with its own copy of the nets. With a ``motion`` map the
+    plan is told which tiles changed where no live track explains it (motion.py).
     """
 
-    def __init__(self, slots: list[Slot], search: SearchSettings, plan: SearchPlan | None = None) -> None:
+    def __init__(self, slots: list[Slot], search: SearchSettings, plan: SearchPlan | None = None,
+                 motion: MotionMap | None = None) -> None:
         self.net, self.focus_net = slots[0]
         self.pool: WindowPool[Slot] = WindowPool(slots)
         self.search = search
         self.plan = plan
+        self.motion = motion
+        self._last_seq = -1
 
     def models(self) -> list:
         """Every worker's full-range and focus models, once each."""
@@ -167,11 +215,11 @@ class FaceDetector:
         replay, planned at the nominal frame rate."""
         h, w = frame.shape[:2]
         regions = plan_regions(w, h, self.search.tile_sizes, self.search.tile_overlap, self.search.whole_frame)
-        focus_regions = [focus_region(box, w, h) for box in focus]
         if seq is None or self.plan is None:
-            jobs = [(r, False) for r in self.windows(w, h, seq)] + [(r, True) for r in focus_regions]
+            near = focus_regions(focus, w, h, self.search.focus_merge_scale)
+            jobs = [(r, False) for r in self.windows(w, h, seq)] + [(r, True) for r in near]
             return self._merge(self._run(frame, jobs))
-        choice = self._choose(frame, seq, regions, focus_regions, paced)
+        choice = self._choose(frame, seq, regions, focus, paced)
         jobs = [(r, True) for r in choice.focus] + [(regions[i], False) for i in choice.tiles]
         # an unpaced replay waits for no clock: its analyse and finish stages already fill both
         # cores, and more threads would only contend with the finish stage (measured: slower)
@@ -179,10 +227,22 @@ class FaceDetector:
         self.plan.done(choice)
         return self._merge(found)
 
-    def _choose(self, frame: np.ndarray, seq: int, regions: list[Region], focus: list[Region],
+    def _choose(self, frame: np.ndarray, seq: int, regions: list[Region], focus: list[np.ndarray] | tuple,
                 paced: bool) -> Choice:
+        h, w = frame.shape[:2]
         full, near = _cost_key(self.net), _cost_key(self.focus_net)
-        return self.plan.choose(seq, [(r.size, full) for r in regions], [(r, near) for r in focus], paced)
+        windows = [(r, near) for r in focus_regions(focus, w, h, self.search.focus_merge_scale)]
+        return self.plan.choose(seq, [(r.size, full) for r in regions], windows, paced,
+                                self._moved(frame, seq, regions, focus))
+
+    def _moved(self, frame: np.ndarray, seq: int, regions: list[Region], focus) -> np.ndarray | None:
+        """The motion prior's flag per region (None without one); a new stream starts it afresh."""
+        if self.motion is None:
+            return None
+        if seq <= self._last_seq:
+            self.motion.reset()
+        self._last_seq = seq
+        return self.motion.moved(frame, focus, regions)
 
     def _run(self, frame: np.ndarray, jobs: list[Job], choice: Choice | None = None,
              parallel: bool = True) -> list[Detection]:

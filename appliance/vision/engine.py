@@ -31,6 +31,7 @@ from .detector import Detector, scaled
 from .embed import Embedder
 from .lowlight import FrameLift, steady_mean
 from .mesh import MESH_MODEL, FaceMesh
+from .motion import MotionMap
 from .plan import PlanSettings, SearchPlan
 from .quality import QualityGate, yaw_of
 
@@ -120,8 +121,10 @@ class FaceEngine:
         if backend.KEY == npu.BACKEND:  # SCRFD + ArcFace on the NPU
             return npu.open_npu_engine(cfg, settings)
         times = StageTimes()
+        plan = search_plan(cfg, times)
+        motion = MotionMap() if plan is not None and plan.settings.motion_boost_s > 0 else None
         detector = FaceDetector([_worker_nets(backend, settings, cfg) for _ in range(cfg.detect.workers)],
-                                search_settings(cfg), search_plan(cfg, times))
+                                search_settings(cfg), plan, motion)
         embedder = Embedder(backend.open_model(EMBEDDER, settings), load_manifest()[EMBEDDER].model_id, flip=True)
         mesh = FaceMesh(backend.open_model(MESH_MODEL, settings))
         d = cfg.detect
@@ -278,7 +281,7 @@ def search_settings(cfg: Config) -> SearchSettings:
     """The detector's [detect] search keys."""
     d = cfg.detect
     return SearchSettings(d.score_threshold, d.nms_iou, tuple(d.tile_sizes), d.tile_overlap, d.whole_frame,
-                          d.discovery_windows)
+                          d.discovery_windows, d.focus_merge_scale if d.focus_tracks else 0.0)
 
 
 def search_plan(cfg: Config, times: StageTimes) -> SearchPlan | None:
@@ -288,7 +291,7 @@ def search_plan(cfg: Config, times: StageTimes) -> SearchPlan | None:
     if d.search_plan != "deadline":
         return None
     settings = PlanSettings(d.budget_fraction, d.frame_budget_ms / 1000, 1 / d.nominal_fps, d.discovery_windows,
-                            d.workers, available_cpus(), d.coverage_target_s)
+                            d.workers, available_cpus(), d.coverage_target_s, d.motion_boost_s)
     return SearchPlan(settings, lambda: embed_reserve_s(times))
 
 

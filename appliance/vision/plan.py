@@ -10,6 +10,10 @@ embed/match stage on the other thread (its CPU time); a frame that overruns its 
 cuts the estimate (deadline feedback). So an idle CPU searches more and a loaded one
 searches less and counts it.
 
+With the motion prior (motion.py) a tile where the frame changed, since it was last
+searched, where no live track explains it ranks as if it had gone unsearched
+``motion_boost_s`` longer: someone walking in is looked for where they walk in.
+
 The coverage guarantee is the staleness of the smallest-scale tiles: how long the
 part of the frame searched least recently for the smallest faces has gone unsearched.
 """
@@ -48,6 +52,7 @@ class PlanSettings:
     workers: int = 1
     cpus: int = 2
     coverage_target_s: float = 0.5
+    motion_boost_s: float = 0.0  # 0: no motion prior
 
 
 @dataclass
@@ -63,6 +68,7 @@ class Choice:
     overdue_left: int = 0
     staleness_s: float = 0.0  # how long the stalest smallest-scale tile had gone unsearched when planned
     limited: bool = False  # the budget left windows out
+    at: float = 0.0  # the plan's time of the frame: ``started``, or for an unpaced replay its nominal time
 
 
 class CostModel:
@@ -120,15 +126,21 @@ class TileAges:
         self.sizes = np.asarray(sizes)
         self.last = np.full(len(sizes), now - NEVER_S, np.float64)  # older than any tile searched since
         self.smallest = self.sizes == self.sizes.min() if len(sizes) else self.sizes.astype(bool)
+        self.moved = np.zeros(len(sizes), bool)  # unexplained change since the tile was last searched
 
-    def stalest_first(self, now: float) -> list[int]:
-        """Tile indices, longest unsearched first; ties go to the smaller tiles, which find the
-        smaller faces."""
-        return [int(i) for i in np.lexsort((self.sizes, self.last - now))]
+    def stalest_first(self, now: float, boost_s: float = 0.0) -> list[int]:
+        """Tile indices, longest unsearched first, a tile that moved counting ``boost_s`` longer;
+        ties go to the smaller tiles, which find the smaller faces."""
+        return [int(i) for i in np.lexsort((self.sizes, self.last - boost_s * self.moved - now))]
+
+    def note_motion(self, moved: Sequence[bool]) -> None:
+        """Flag the tiles with unexplained change this frame (kept until each is searched)."""
+        self.moved |= np.asarray(moved, bool)
 
     def searched(self, tiles: Sequence[int], now: float) -> None:
         """Mark ``tiles`` searched at ``now``."""
         self.last[list(tiles)] = now
+        self.moved[list(tiles)] = False
 
     def staleness(self, now: float) -> float:
         """Seconds the least recently searched smallest-scale tile has gone unsearched."""
@@ -160,6 +172,7 @@ class SearchPlan:
         self._last_seq = -1
         self.worst_staleness_s = 0.0
         self.gain = 1.0
+        self._origin = self.clock()  # an unpaced replay's frame 0, in plan time
 
     def interval(self, seq: int, now: float, paced: bool = True) -> float:
         """The frame interval frame ``seq`` is planned for (``paced`` False: an unpaced replay,
@@ -182,19 +195,25 @@ class SearchPlan:
         return self.gain * max(0.0, min(share * s.cpus - self.reserve(), share * s.workers))
 
     def choose(self, seq: int, layout: Sequence[tuple[int, Hashable]], focus: Sequence[tuple[object, Hashable]],
-               paced: bool = True) -> Choice:
+               paced: bool = True, moved: Sequence[bool] | None = None) -> Choice:
         """Plan frame ``seq``: ``layout`` is (size, cost key) per discovery tile, ``focus`` is
-        (window, cost key) per live track in the tracker's order.
+        (window, cost key) per live track in the tracker's order, ``moved`` (the motion prior)
+        a flag per tile: unexplained change this frame.
 
         ``paced`` False (an unpaced replay) plans at the nominal rate with fixed nominal window
         costs, so a replayed clip gets the same windows on any machine under any load (golden
         tests, evaluation); nothing there waits for the clock, so nothing is lost by it."""
-        now = self.clock()
+        started = self.clock()
         if seq <= self._last_seq:
             self._restart()
         self._last_seq = seq
+        # an unpaced replay's tiles age in frames at the nominal rate, not in the wall time the
+        # machine happened to take: the same clip gets the same windows on any machine
+        now = started if paced else self._origin + seq * self.settings.nominal_interval_s
         ages = self._ages_for(layout, now)
-        interval = self.interval(seq, now, paced)
+        if moved is not None:
+            ages.note_motion(moved)
+        interval = self.interval(seq, started, paced)
         budget = self.budget(interval, paced)
         estimate = self.costs.estimate if paced else nominal_cost
         chosen, spent = [], 0.0
@@ -209,13 +228,13 @@ class SearchPlan:
         overdue = ages.overdue(now, self.settings.coverage_target_s)
         left = int(overdue.sum()) - int(overdue[tiles].sum()) if tiles else int(overdue.sum())
         limited = len(chosen) < len(focus) or len(tiles) < len(layout)
-        return Choice(chosen, tiles, budget, spent, now, interval * self.settings.budget_fraction, left,
-                      ages.staleness(now), limited)
+        return Choice(chosen, tiles, budget, spent, started, interval * self.settings.budget_fraction, left,
+                      ages.staleness(now), limited, now)
 
     def _discovery(self, ages: TileAges, layout, now: float, budget: float, spent: float,
                    estimate: Callable[[Hashable], float]) -> tuple[list[int], float]:
         tiles = []
-        for i in ages.stalest_first(now):
+        for i in ages.stalest_first(now, self.settings.motion_boost_s):
             cost = estimate(layout[i][1])
             if spent + cost > budget + FIT_SLACK_S and len(tiles) >= self.settings.min_discovery:
                 break
@@ -248,7 +267,7 @@ class SearchPlan:
         now = self.clock()
         if self._ages is None:  # choose() was not called: nothing was planned
             return
-        self._ages.searched(choice.tiles, choice.started)
+        self._ages.searched(choice.tiles, choice.at)
         staleness = choice.staleness_s
         self.worst_staleness_s = max(self.worst_staleness_s, staleness)
         c = self.counters
