@@ -29,7 +29,7 @@ class DetectConfig(Section):
     focus_windows: int = Field(0, ge=0, le=256, description="focus windows per frame at most, tracks least recently "
                                                             "found first (0: every track; was 8 in the fixed plan)")
     focus_merge_scale: float = Field(
-        5.0, ge=0.0, le=8.0, description="tracks close together share one focus window while it stays within this "
+        6.0, ge=0.0, le=8.0, description="tracks close together share one focus window while it stays within this "
                                          "many times the smallest face's side (2.5 or less: a window per track)")
     frame_budget_ms: float = Field(0.0, ge=0.0, le=10000.0, description="deadline plan: the frame interval to plan "
                                                                         "for (0: the source's, measured)")
@@ -40,7 +40,7 @@ class DetectConfig(Section):
     workers: int = Field(2, ge=1, le=8, description="threads searching a frame's windows, each with its own models")
     coverage_target_s: float = Field(0.5, ge=0.05, le=60.0, description="deadline plan: a tile unsearched this long "
                                                                         "is overdue (plan_windows_skipped)")
-    motion_boost_s: float = Field(0.5, ge=0.0, le=10.0, description="deadline plan: a tile that changed where no "
+    motion_boost_s: float = Field(1.0, ge=0.0, le=10.0, description="deadline plan: a tile that changed where no "
                                   "live track explains it is searched as if unsearched this much longer (0: off)")
     lowlight_lift_below: float = Field(
         70.0, ge=0.0, le=255.0,
