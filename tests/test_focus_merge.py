@@ -99,3 +99,21 @@ def test_shared_windows_find_every_face_of_a_group_with_fewer_windows(engine, gr
     windows = len(focus_regions(boxes, W, H, 5.0))
     assert windows <= len(boxes) - 4, f"{windows} windows for {len(boxes)} faces in groups"
     assert found[5.0] == found[0.0] == len(boxes)
+
+
+def test_the_window_scale_bench_finds_a_face_in_a_small_window_and_loses_it_in_a_huge_one(engine, group_frame):
+    from lfr_tools.bench.window_scale import found_at
+
+    frame, boxes = group_frame
+    net, focus_net = engine.detector.pool.slots[0]
+    rng = np.random.default_rng(0)
+    near = [found_at(engine.detector, focus_net, frame, b, 3.0, rng) for b in boxes]
+    far = [found_at(engine.detector, focus_net, frame, b, 16.0, rng) for b in boxes]
+    assert sum(near) >= len(boxes) - 1 and sum(far) <= len(boxes) // 2, (near, far)
+
+
+def test_without_lfw_dev_the_window_scale_bench_says_why(tmp_path, monkeypatch):
+    from lfr_tools.bench import window_scale
+
+    monkeypatch.setattr(window_scale, "LFW_DEV", tmp_path / "absent")
+    assert "absent" in window_scale.run(tmp_path)["skipped"]

@@ -17,6 +17,7 @@ BENCHES: dict[str, str] = {
     "crowd": "lfr_tools.bench.crowd",
     "evidence": "lfr_tools.bench.evidence",
     "steady": "lfr_tools.bench.steady",
+    "window_scale": "lfr_tools.bench.window_scale",
     "watchlist": "lfr_tools.bench.watchlist",
     "match": "lfr_tools.bench.match",
     "peer": "lfr_tools.bench.peer",
