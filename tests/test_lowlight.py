@@ -43,6 +43,18 @@ def test_a_dark_faces_sharpness_is_judged_as_if_exposed_at_the_floor():
     assert exposed_sharpness(10.0, 20.0, floor=40.0, max_gain=1.0) == 10.0
 
 
+def test_on_a_lifted_night_frame_every_face_is_judged_as_if_the_frame_were_exposed():
+    assert exposed_sharpness(10.0, 50.0, floor=40.0, max_gain=2.0, frame_gain=1.5) == pytest.approx(22.5)
+    assert exposed_sharpness(10.0, 50.0, floor=40.0, max_gain=2.0, frame_gain=3.0) == pytest.approx(40.0)  # capped
+    assert exposed_sharpness(10.0, 20.0, floor=40.0, max_gain=2.0, frame_gain=1.2) == pytest.approx(40.0)
+    assert exposed_sharpness(10.0, 50.0, floor=40.0, max_gain=1.0, frame_gain=3.0) == 10.0  # rule off
+    face = _aligned(60, 2)  # ordinary mean grey, a third of a day face's contrast
+    gate = QualityGate(QualityConfig())
+    assert 15.0 / 4 < gate.check(_det(), face)[1]["sharpness"] < 15.0
+    assert gate.check(_det(), face)[0] == "blur", "by day (no lift) a flat face is blurred"
+    assert gate.check(_det(), face, frame_gain=3.0)[0] is None, "on a night frame lifted x3 it is dim, not blurred"
+
+
 def test_dark_but_usable_needs_both_some_light_and_some_contrast():
     assert dark_but_usable(25.0, 12.0, 15.0, 8.0)
     assert not dark_but_usable(10.0, 12.0, 15.0, 8.0)

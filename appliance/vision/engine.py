@@ -193,7 +193,7 @@ class FaceEngine:
         with self.times.stage("align_quality"):
             for det in dets:
                 aligned = align(frame, det.keypoints)
-                reason, quality = self.gate.check(det, aligned)
+                reason, quality = self.gate.check(det, aligned, self.lift.gain)
                 keep = reason is None
                 faces.append(Face(det, quality, reason, aligned if keep else None, frame=frame if keep else None))
         return faces

@@ -64,10 +64,11 @@ class FrameLift:
     def __init__(self, lift_below: float = 0.0, max_gain: float = 1.0, target: float = LIFT_TARGET) -> None:
         self.lift_below, self.max_gain, self.target = lift_below, max_gain, target
         self._buffers: list[np.ndarray] = []
+        self.gain = 1.0  # the last frame's
 
     def __call__(self, frame: np.ndarray) -> np.ndarray:
         """``frame`` as the detector should search it (the frame itself unless it is dark)."""
-        gain = frame_gain(frame, self.lift_below, self.max_gain, self.target)
+        gain = self.gain = frame_gain(frame, self.lift_below, self.max_gain, self.target)
         if gain <= 1.0:
             return frame
         if len(self._buffers) < 2 or self._buffers[0].shape != frame.shape:
@@ -76,12 +77,16 @@ class FrameLift:
         return lifted(frame, gain, self._buffers[0])
 
 
-def exposed_sharpness(sharpness: float, brightness: float, floor: float, max_gain: float) -> float:
-    """Sharpness as if a face darker than ``floor`` were exposed at ``floor``: the Laplacian
-    variance scales with the square of the exposure (gain capped at ``max_gain``)."""
-    if brightness >= floor or max_gain <= 1:
+def exposed_sharpness(sharpness: float, brightness: float, floor: float, max_gain: float,
+                      frame_gain: float = 1.0) -> float:
+    """Sharpness as if the face were exposed normally: the Laplacian variance scales with the
+    square of the exposure. The gain is the larger of what lifts a face darker than ``floor`` to
+    ``floor`` and ``frame_gain``, the lift of the whole (dark) frame, capped at ``max_gain``: on a
+    night frame a face of ordinary mean grey still has a third of its daylight contrast."""
+    gain = max(floor / max(brightness, 1.0) if brightness < floor else 1.0, frame_gain)
+    gain = min(max_gain, gain)
+    if gain <= 1.0:
         return sharpness
-    gain = min(max_gain, floor / max(brightness, 1.0))
     return sharpness * gain * gain
 
 

@@ -52,13 +52,14 @@ class QualityGate:
         self.cfg = cfg
         self.rejects: Counter[str] = Counter()
 
-    def check(self, det: Detection, aligned_bgr: np.ndarray) -> tuple[str | None, dict]:
-        """Return (reject reason or None, measured quality) for one face."""
+    def check(self, det: Detection, aligned_bgr: np.ndarray, frame_gain: float = 1.0) -> tuple[str | None, dict]:
+        """Return (reject reason or None, measured quality) for one face; ``frame_gain`` is the
+        lift the detector's copy of a dark frame got (its sharpness is judged as if exposed)."""
         q = {"height_px": round(det.height, 1), "sharpness": round(sharpness(aligned_bgr), 1),
              "brightness": round(brightness(aligned_bgr), 1), "contrast": round(contrast(aligned_bgr), 1),
              "yaw": round(yaw_ratio(det), 3),
              "det_score": round(det.score, 3)}
-        reason = self._reason(q)
+        reason = self._reason(q, frame_gain)
         if reason:
             self.rejects[reason] += 1
         return reason, q
@@ -70,11 +71,12 @@ class QualityGate:
         self.rejects["pose"] += 1
         return True
 
-    def _reason(self, q: dict) -> str | None:
+    def _reason(self, q: dict, frame_gain: float = 1.0) -> str | None:
         c = self.cfg
         if q["height_px"] < c.min_face_px:
             return "size"
-        sharp = exposed_sharpness(q["sharpness"], q["brightness"], c.min_brightness, c.lowlight_sharpness_gain)
+        sharp = exposed_sharpness(q["sharpness"], q["brightness"], c.min_brightness, c.lowlight_sharpness_gain,
+                                  frame_gain)
         if sharp < c.min_sharpness:
             return "blur"
         if not self._exposed(q):

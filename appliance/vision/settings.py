@@ -81,7 +81,8 @@ class QualityConfig(Section):
         8.0, ge=0.0, le=128.0, description="grey standard deviation a face below min_brightness needs")
     lowlight_sharpness_gain: float = Field(
         2.0, ge=1.0, le=8.0,
-        description="a dark face's sharpness is judged as if exposed at min_brightness, gain up to this (1: off)")
+        description="a dark face's sharpness (below min_brightness, or on a frame the detector lifted) is judged "
+                    "as if exposed normally, gain up to this (1: off)")
     lowlight_steady_frames: int = Field(
         5, ge=1, le=15,
         description="a face darker than lowlight_steady_below is embedded as the mean of its track's last this many "
