@@ -61,6 +61,8 @@ def test_a_new_stream_or_frame_size_starts_afresh():
     motion.moved(_scene(600), [], REGIONS)
     motion.reset()
     assert not motion.moved(_scene(700), [], REGIONS).any()
+    motion.moved(_scene(600), [], REGIONS, seq=7)
+    assert not motion.moved(_scene(700), [], REGIONS, seq=0).any(), "a sequence starting again is a new stream"
     small = plan_regions(640, 360, (320,), 0.25, False)
     assert not motion.moved(np.zeros((360, 640, 3), np.uint8), [], small).any()
 

@@ -132,10 +132,9 @@ def focus_regions(boxes: Sequence[np.ndarray], width: int, height: int, merge_sc
     window, 90.4-90.5% at an eighth: ``appliance bench --only window_scale``). A window takes
     its first box's place.
     """
-    boxes = [np.asarray(b, np.float64) for b in boxes]
+    arr = np.asarray(boxes, np.float64).reshape(-1, 4)
     if merge_scale <= FOCUS_SCALE:
-        return [focus_region(b, width, height) for b in boxes]
-    arr = np.array(boxes).reshape(-1, 4)
+        return [focus_region(b, width, height) for b in arr]
     sides = np.maximum(arr[:, 2] - arr[:, 0], arr[:, 3] - arr[:, 1])
     left, out = list(range(len(arr))), []
     while left:
@@ -203,7 +202,6 @@ class FaceDetector:
         self.search = search
         self.plan = plan
         self.motion = motion
-        self._last_seq = -1
 
     def models(self) -> list:
         """Every worker's full-range and focus models, once each."""
@@ -233,17 +231,8 @@ class FaceDetector:
         h, w = frame.shape[:2]
         full, near = _cost_key(self.net), _cost_key(self.focus_net)
         windows = [(r, near) for r in focus_regions(focus, w, h, self.search.focus_merge_scale)]
-        return self.plan.choose(seq, [(r.size, full) for r in regions], windows, paced,
-                                self._moved(frame, seq, regions, focus))
-
-    def _moved(self, frame: np.ndarray, seq: int, regions: list[Region], focus) -> np.ndarray | None:
-        """The motion prior's flag per region (None without one); a new stream starts it afresh."""
-        if self.motion is None:
-            return None
-        if seq <= self._last_seq:
-            self.motion.reset()
-        self._last_seq = seq
-        return self.motion.moved(frame, focus, regions)
+        moved = None if self.motion is None else self.motion.moved(frame, focus, regions, seq)
+        return self.plan.choose(seq, [(r.size, full) for r in regions], windows, paced, moved)
 
     def _run(self, frame: np.ndarray, jobs: list[Job], choice: Choice | None = None,
              parallel: bool = True) -> list[Detection]:

@@ -33,10 +33,17 @@ class MotionMap:
         self.change_grey = change_grey
         self.min_cells = min_cells
         self._prev: np.ndarray | None = None
+        self._seq = -1
 
-    def moved(self, frame: np.ndarray, tracked: Sequence[np.ndarray], regions: Sequence) -> np.ndarray:
+    def moved(self, frame: np.ndarray, tracked: Sequence[np.ndarray], regions: Sequence,
+              seq: int | None = None) -> np.ndarray:
         """A bool per region (objects with x, y, size in frame pixels): it holds unexplained change
-        since the previous frame. All False on the first frame or after the frame size changed."""
+        since the previous frame. All False on the first frame, after the frame size changed, or
+        when ``seq`` (the frame's sequence number) starts again: a new stream."""
+        if seq is not None:
+            if seq <= self._seq:
+                self.reset()
+            self._seq = seq
         grey, scale = _grey_map(frame)
         prev, self._prev = self._prev, grey
         if prev is None or prev.shape != grey.shape:
@@ -49,6 +56,7 @@ class MotionMap:
     def reset(self) -> None:
         """Forget the previous frame (a new stream)."""
         self._prev = None
+        self._seq = -1
 
 
 def _grey_map(frame: np.ndarray) -> tuple[np.ndarray, float]:
