@@ -1,5 +1,8 @@
 """Under a CPU hog taking half the machine the search plan still alerts, reports lower coverage
-(fewer windows a frame, fewer visible faces found, a worse staleness guarantee), and no queue grows without bound.
+(fewer windows a frame, more overdue tiles left out, a worse staleness guarantee), and no queue grows
+without bound. The visible faces found do not rise under the hog; since shared focus windows and the
+motion prior they often do not fall either (focus windows come first, so tracked faces stay found:
+the hog costs discovery, which the staleness figure reports).
 
 A crowd clip composed from lfw-dev is replayed paced at 15 frames/s through the real unit twice,
 calm and with a subprocess spinning one of the two cores; the assertions are on counters.
@@ -57,8 +60,9 @@ def test_under_a_cpu_hog_the_plan_still_alerts_reports_lower_coverage_and_no_que
     assert hogged["false_alerts"] == 0
     seen = {"calm": (calm["coverage"], calm_plan), "hog": (hogged["coverage"], hog_plan)}
     assert _windows_per_frame(hog_plan) < 0.85 * _windows_per_frame(calm_plan), seen
-    assert hogged["coverage"] < calm["coverage"], seen
+    assert hog_plan["plan_windows_skipped"] > calm_plan["plan_windows_skipped"], seen
     assert hog_plan["plan_staleness_max_ms"] > calm_plan["plan_staleness_max_ms"], seen
+    assert hogged["coverage"] <= calm["coverage"], seen
     for row, plan in ((calm, calm_plan), (hogged, hog_plan)):
         # every frame was processed or counted as dropped: the queues hold a frame each, nothing piles up
         assert row["frames"] + row["frames_dropped"] == SHAPE.frames
